@@ -1,0 +1,30 @@
+"""Environment variables of otel-mlmon itself.
+
+The standard ``OTEL_*`` variables (``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME``,
+``OTEL_EXPORTER_OTLP_*``, ``OTEL_METRIC_EXPORT_INTERVAL``, ``OTEL_TRACES_SAMPLER`` ...) are read
+by :func:`otel_mlmon.configure` and the OpenTelemetry SDK as the specification defines them.
+These add what the specification has no name for. Keyword arguments override them; a malformed
+value warns and falls back to the default.
+"""
+
+from typing import Final
+
+OTEL_MLMON_MAX_CLASSES: Final = "OTEL_MLMON_MAX_CLASSES"
+"""Default bound on distinct ``ml.prediction.class`` values per monitor (default 100)."""
+
+OTEL_MLMON_PROMETHEUS: Final = "OTEL_MLMON_PROMETHEUS"
+"""``true``/``false``: serve the Prometheus scrape endpoint even when OTLP is configured
+(default: serve it only when no OTLP endpoint is configured)."""
+
+OTEL_MLMON_CONSOLE_SPANS: Final = "OTEL_MLMON_CONSOLE_SPANS"
+"""``true`` to print finished spans on stdout (default ``false``)."""
+
+OTEL_MLMON_GPU_METRICS: Final = "OTEL_MLMON_GPU_METRICS"
+"""``false`` to skip the NVML GPU gauges (default ``true``; absent anyway without a GPU)."""
+
+OTEL_MLMON_PROCESS_METRICS: Final = "OTEL_MLMON_PROCESS_METRICS"
+"""``false`` to skip the ``process.*`` gauges (default ``true``)."""
+
+OTEL_MLMON_STRICT: Final = "OTEL_MLMON_STRICT"
+"""``true`` re-raises errors inside otel-mlmon's own telemetry code instead of logging and
+swallowing them. For otel-mlmon's test suite and for debugging; never in production."""

@@ -1,0 +1,665 @@
+"""``ModelMonitor``: spans and metrics around the predictions of one model.
+
+Records through the OpenTelemetry API only, into the global providers or into the ones passed
+in, so an application that set OpenTelemetry up itself needs no :func:`otel_mlmon.configure`.
+
+The recording path is built to cost microseconds: attribute dicts are built once and reused,
+nothing here imports scipy or scikit-learn, and the heavy work (quality scores, drift) runs when
+a metric reader collects. Telemetry never raises into the caller: bad inputs are counted under
+``ml.monitor.rejected_inputs``, and an unexpected error of our own is logged once and swallowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import os
+import random
+import threading
+import time
+import weakref
+from collections import Counter as _Tally
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, Literal, ParamSpec, TypeVar, overload
+
+import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+
+from otel_mlmon import semconv
+from otel_mlmon._guard import guarded, report_internal_error, strict
+from otel_mlmon.context import ModelContext, bind_model, reset_model
+from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
+from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.quality import QualityWindow
+from otel_mlmon.version import __version__
+
+Task = Literal["classification", "regression", "other"]
+_TASKS: Final = ("classification", "regression", "other")
+
+_DEFAULT_MAX_CLASSES: Final = 100
+_MAX_ERROR_TYPES: Final = 64
+
+_events: Final = logging.getLogger("otel_mlmon.events")
+_monitors: weakref.WeakSet[ModelMonitor] = weakref.WeakSet()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Rejection reasons (``ml.rejection.reason``), a fixed set documented in the conventions.
+REJECT_CONFIDENCE: Final = "confidence_invalid"
+REJECT_CONFIDENCE_LENGTH: Final = "confidence_length_mismatch"
+REJECT_PREDICTION: Final = "prediction_invalid"
+REJECT_RECORDED_TWICE: Final = "recorded_twice"
+
+
+def _error_type(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _is_batch(value: object) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    return isinstance(value, (list, tuple))
+
+
+def _scalar(value: object) -> object:
+    """A plain Python value for a numpy scalar, so ``1`` and ``np.int64(1)`` join one class."""
+    item = getattr(value, "item", None)
+    if item is not None and isinstance(value, np.generic):
+        return item()
+    return value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+        if value < 1:
+            raise ValueError(raw)
+    except ValueError:
+        logging.getLogger("otel_mlmon").warning(
+            "%s=%r is not a positive integer; using %d", name, raw, default
+        )
+        return default
+    return value
+
+
+class _Attributes:
+    """Attribute dicts of one model version, built once and reused on every record.
+
+    Swapped as a whole when the version changes, so a reader never sees half an update.
+    """
+
+    __slots__ = ("base", "classes", "errors", "lock", "max_classes", "model", "overflow", "span")
+
+    def __init__(self, name: str, version: str, task: str, max_classes: int) -> None:
+        self.model = ModelContext(name, version)
+        self.base: Mapping[str, str] = {
+            semconv.ML_MODEL_NAME: name,
+            semconv.ML_MODEL_VERSION: version,
+        }
+        self.span: Mapping[str, str] = {**self.base, semconv.ML_MODEL_TASK: task}
+        self.overflow: Mapping[str, str] = {
+            **self.base,
+            semconv.ML_PREDICTION_CLASS: semconv.OVERFLOW_CLASS,
+        }
+        self.max_classes = max_classes
+        self.classes: dict[Hashable, Mapping[str, str]] = {}
+        self.errors: dict[str, Mapping[str, str]] = {}
+        self.lock = threading.Lock()
+
+    def for_class(self, value: Hashable) -> tuple[Mapping[str, str], bool]:
+        """Attributes for predicted class ``value`` and whether it fell into ``_OTHER``."""
+        try:
+            return self.classes[value], False
+        except KeyError:
+            pass
+        except TypeError:  # unhashable prediction: its text is the class
+            value = str(value)
+            if value in self.classes:
+                return self.classes[value], False
+        with self.lock:
+            if value in self.classes:
+                return self.classes[value], False
+            if len(self.classes) >= self.max_classes:
+                return self.overflow, True
+            attributes = {**self.base, semconv.ML_PREDICTION_CLASS: str(value)}
+            self.classes[value] = attributes
+            return attributes, False
+
+    def for_error(self, error_type: str) -> Mapping[str, str]:
+        """Attributes for a failed call raising ``error_type``, bounded like classes."""
+        attributes = self.errors.get(error_type)
+        if attributes is not None:
+            return attributes
+        with self.lock:
+            if len(self.errors) >= _MAX_ERROR_TYPES:
+                error_type = semconv.OTHER_ERROR_TYPE
+            attributes = self.errors.setdefault(
+                error_type, {**self.base, semconv.ERROR_TYPE: error_type}
+            )
+            return attributes
+
+
+class Prediction:
+    """One prediction (or one batch) in progress; yielded by :meth:`ModelMonitor.predict`.
+
+    ``id`` identifies it for :meth:`ModelMonitor.record_label`; call :meth:`record` once with
+    the model's output. Leaving the ``with`` block ends the span and records the duration; an
+    exception raised inside the block is recorded and then propagates unchanged.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = (
+        "_attributes",
+        "_context_token",
+        "_features",
+        "_model_token",
+        "_monitor",
+        "_recorded",
+        "_span",
+        "_start",
+        "id",
+    )
+
+    def __init__(self, monitor: ModelMonitor, features: object) -> None:
+        self._monitor = monitor
+        self._features = features
+        self._attributes = monitor._attributes
+        self._recorded = False
+        self.id: str = f"{random.getrandbits(64):016x}"
+
+    def __enter__(self) -> Prediction:
+        monitor = self._monitor
+        self._span = None
+        self._context_token = None
+        try:
+            if monitor._traced:
+                span = monitor._tracer.start_span(
+                    monitor._span_name,
+                    kind=SpanKind.INTERNAL,
+                    attributes=self._attributes.span,
+                )
+                span.set_attribute(semconv.ML_PREDICTION_ID, self.id)
+                self._span = span
+                self._context_token = otel_context.attach(trace_api.set_span_in_context(span))
+            self._model_token = bind_model(self._attributes.model)
+            if self._features is not None and monitor._drift is not None:
+                monitor._drift.append(self._features)
+        except Exception as exc:
+            if strict():
+                raise
+            report_internal_error("ModelMonitor.predict", exc)
+        self._start = time.perf_counter()
+        return self
+
+    def record(self, prediction: object, confidence: object = None) -> None:
+        """Record the model's output: a scalar, or an array/sequence for a batch.
+
+        ``confidence`` is a number in [0, 1] (or one per row). Values that cannot be used are
+        counted under ``ml.monitor.rejected_inputs`` and never raise.
+        """
+        with guarded("Prediction.record"):
+            monitor = self._monitor
+            if self._recorded:
+                monitor._reject(REJECT_RECORDED_TWICE)
+                return
+            self._recorded = True
+            if _is_batch(prediction):
+                monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
+            else:
+                monitor._record_one(self, prediction, confidence)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> Literal[False]:
+        duration = time.perf_counter() - self._start
+        with guarded("ModelMonitor.predict"):
+            monitor = self._monitor
+            span = self._span
+            if exc is None:
+                monitor._duration.record(duration, self._attributes.base)
+            else:
+                attributes = self._attributes.for_error(_error_type(exc))
+                monitor._errors.add(1, attributes)
+                monitor._duration.record(duration, attributes)
+                if span is not None:
+                    span.record_exception(exc)
+                    span.set_attribute(semconv.ERROR_TYPE, attributes[semconv.ERROR_TYPE])
+                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+            if span is not None:
+                span.end()
+        if self._context_token is not None:
+            otel_context.detach(self._context_token)
+        reset_model(self._model_token)
+        return False
+
+
+class ModelMonitor:
+    """Telemetry for one model: a span per prediction, ML metrics, delayed-label quality.
+
+    Args:
+        name: ``ml.model.name``.
+        version: ``ml.model.version``; change it later with :meth:`update_model`.
+        task: ``"classification"`` (predictions counted by class; accuracy, precision, recall,
+            F1), ``"regression"`` (MAE, RMSE) or ``"other"`` (no quality metrics).
+        framework: ``ml.model.framework`` on ``ml.model.info``, e.g. ``"sklearn"``.
+        classes: the known class values; when given, any other predicted value is reported as
+            ``_OTHER``. Without it the first ``max_classes`` distinct values are kept.
+        max_classes: bound on distinct ``ml.prediction.class`` values (default 100, or
+            ``OTEL_MLMON_MAX_CLASSES``); later values are reported as ``_OTHER`` and counted in
+            ``ml.model.class.overflows``.
+        quality_window: labelled predictions the quality metrics are computed over.
+        pending_labels: predictions kept waiting for a label; the oldest is dropped first.
+        label_ttl: seconds a prediction waits for its label before it counts as expired.
+        trace: open a span per prediction (``False`` records metrics only).
+        tracer_provider / meter_provider: instead of the global providers.
+
+    Raises:
+        ConfigurationError: for an invalid argument, at construction.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str = "unknown",
+        task: Task = "classification",
+        framework: str | None = None,
+        classes: Iterable[Hashable] | None = None,
+        max_classes: int | None = None,
+        quality_window: int = 1000,
+        pending_labels: int = 10_000,
+        label_ttl: float = 3600.0,
+        trace: bool = True,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("ModelMonitor needs a non-empty model name")
+        if not isinstance(version, str) or not version.strip():
+            raise ConfigurationError("ModelMonitor version must be a non-empty string")
+        if task not in _TASKS:
+            raise ConfigurationError(f"task must be one of {_TASKS}, not {task!r}")
+        known = None if classes is None else [_scalar(c) for c in classes]
+        if max_classes is None:
+            max_classes = _env_int(OTEL_MLMON_MAX_CLASSES, _DEFAULT_MAX_CLASSES)
+        for label, value in (
+            ("max_classes", max_classes),
+            ("quality_window", quality_window),
+            ("pending_labels", pending_labels),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{label} must be a positive integer, not {value!r}")
+        if not (isinstance(label_ttl, (int, float)) and label_ttl > 0):
+            raise ConfigurationError(f"label_ttl must be a positive number, not {label_ttl!r}")
+
+        self.name = name
+        self.task: Task = task
+        self.framework = framework
+        self._known_classes = known
+        self._max_classes = max_classes
+        self._pending_limit = pending_labels
+        self._label_ttl = float(label_ttl)
+        self._attributes = self._build_attributes(version)
+        self._loaded_at = time.time()
+        self._span_name = f"predict {name}"
+        self._traced = trace
+        # Drift hooks in here (see otel_mlmon.drift); None keeps the hot path to one check.
+        self._drift: Any = None
+
+        self._tracer = trace_api.get_tracer("otel_mlmon", __version__, tracer_provider)
+        meter = get_meter("otel_mlmon", __version__, meter_provider)
+        self._predictions = semconv.create_ml_model_predictions(meter)
+        self._duration = semconv.create_ml_model_prediction_duration(meter)
+        self._confidence = semconv.create_ml_model_prediction_confidence(meter)
+        self._batch_size = semconv.create_ml_model_batch_size(meter)
+        self._errors = semconv.create_ml_model_errors(meter)
+        self._labels = semconv.create_ml_model_labels(meter)
+        self._overflows = semconv.create_ml_model_class_overflows(meter)
+        self._rejected = semconv.create_ml_monitor_rejected_inputs(meter)
+        semconv.create_ml_model_info(meter, [self._observe_info])
+        semconv.create_ml_model_load_time(meter, [self._observe_load_time])
+
+        self._pending: dict[str, tuple[object, float]] = {}
+        self._pending_lock = threading.Lock()
+        self._quality: QualityWindow | None = None
+        if task != "other":
+            self._quality = QualityWindow(quality_window, regression=task == "regression")
+            metrics = (
+                semconv.REGRESSION_QUALITY_METRICS
+                if task == "regression"
+                else semconv.CLASSIFICATION_QUALITY_METRICS
+            )
+            for metric in metrics:
+                semconv.create_ml_model_quality_gauge(
+                    meter, metric, [functools.partial(self._observe_quality, metric)]
+                )
+            semconv.create_ml_model_quality_samples(meter, [self._observe_quality_samples])
+        _monitors.add(self)
+
+    # --- public API -----------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """The model version currently reported as ``ml.model.version``."""
+        return self._attributes.model.version
+
+    def predict(self, features: object = None) -> Prediction:
+        """Open a prediction: ``with monitor.predict(features=x) as p: p.record(y, conf)``.
+
+        ``features`` feed the drift window when drift is configured; they never become span or
+        metric attributes.
+        """
+        return Prediction(self, features)
+
+    def record_label(self, prediction_id: str, label: object) -> None:
+        """Join a delayed ground-truth ``label`` (or one per row of a batch) to a prediction.
+
+        Unknown, expired and malformed labels are counted under ``ml.model.labels`` by
+        ``ml.label.outcome``; this never raises.
+        """
+        with guarded("ModelMonitor.record_label"):
+            attributes = self._attributes
+            with self._pending_lock:
+                entry = self._pending.pop(prediction_id, None) if isinstance(
+                    prediction_id, str
+                ) else None
+            if entry is None:
+                self._count_label(attributes, semconv.LABEL_UNKNOWN_ID)
+                return
+            prediction, recorded_at = entry
+            if time.monotonic() - recorded_at > self._label_ttl:
+                self._count_label(attributes, semconv.LABEL_EXPIRED)
+                return
+            quality = self._quality
+            if quality is None:
+                self._count_label(attributes, semconv.LABEL_MATCHED)
+                return
+            if isinstance(prediction, list):
+                if not _is_batch(label) or len(label) != len(prediction):  # type: ignore[arg-type]
+                    self._count_label(attributes, semconv.LABEL_INVALID)
+                    return
+                labels = [self._label_value(v) for v in label]  # type: ignore[attr-defined]
+                if any(v is None for v in labels):
+                    self._count_label(attributes, semconv.LABEL_INVALID)
+                    return
+                for p, y in zip(prediction, labels, strict=True):
+                    quality.add(p, y)
+            else:
+                value = self._label_value(label)
+                if value is None:
+                    self._count_label(attributes, semconv.LABEL_INVALID)
+                    return
+                quality.add(prediction, value)
+            self._count_label(attributes, semconv.LABEL_MATCHED)
+
+    def model_loaded(
+        self, *, framework: str | None = None, metrics: Mapping[str, float] | None = None
+    ) -> None:
+        """Mark the current version as loaded now and log a ``model_loaded`` event."""
+        if framework is not None:
+            self.framework = framework
+        self._loaded_at = time.time()
+        _events.info(
+            semconv.EVENT_MODEL_LOADED,
+            extra={
+                semconv.ML_MODEL_NAME: self.name,
+                semconv.ML_MODEL_VERSION: self.version,
+                semconv.ML_MODEL_FRAMEWORK: self.framework,
+                "metrics": dict(metrics or {}),
+            },
+        )
+
+    def update_model(
+        self,
+        version: str,
+        *,
+        reason: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Switch to a new model ``version``: new attributes, an empty quality window and
+        pending-label map, and a ``model_updated`` event with the old and new version."""
+        if not isinstance(version, str) or not version.strip():
+            raise ConfigurationError("model version must be a non-empty string")
+        old = self.version
+        self._attributes = self._build_attributes(version)
+        self._loaded_at = time.time()
+        with self._pending_lock:
+            self._pending.clear()
+        if self._quality is not None:
+            self._quality.clear()
+        _events.info(
+            semconv.EVENT_MODEL_UPDATED,
+            extra={
+                semconv.ML_MODEL_NAME: self.name,
+                "old_version": old,
+                "new_version": version,
+                "reason": reason,
+                "metrics": dict(metrics or {}),
+            },
+        )
+
+    @overload
+    def wrap(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    @overload
+    def wrap(self, func: Callable[P, R]) -> Callable[P, R]: ...
+    def wrap(self, func: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a predict function ``f(features, ...) -> prediction`` (sync or async).
+
+        Each call runs inside :meth:`predict` with the first argument as the features, and its
+        return value is recorded as the prediction; a function returning ``(prediction,
+        confidence)`` records both.
+        """
+
+        def record(p: Prediction, result: object) -> None:
+            if isinstance(result, tuple) and len(result) == 2:
+                p.record(result[0], result[1])
+            else:
+                p.record(result)
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with self.predict(features=args[0] if args else None) as p:
+                    result = await func(*args, **kwargs)
+                    record(p, result)
+                return result
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            with self.predict(features=args[0] if args else None) as p:
+                result = func(*args, **kwargs)
+                record(p, result)
+            return result
+
+        return wrapper
+
+    # --- recording, called from Prediction ---------------------------------------------------
+
+    def _build_attributes(self, version: str) -> _Attributes:
+        attributes = _Attributes(self.name, version, self.task, self._max_classes)
+        if self._known_classes is not None:
+            attributes.max_classes = len(self._known_classes)
+            for value in self._known_classes:
+                attributes.for_class(value)
+        return attributes
+
+    def _reject(self, reason: str) -> None:
+        self._rejected.add(
+            1, {**self._attributes.base, semconv.ML_REJECTION_REASON: reason}
+        )
+
+    def _count_label(self, attributes: _Attributes, outcome: str) -> None:
+        self._labels.add(1, {**attributes.base, semconv.ML_LABEL_OUTCOME: outcome})
+
+    def _label_value(self, label: object) -> object | None:
+        """A label as stored in the quality window, or ``None`` when it cannot be used."""
+        value = _scalar(label)
+        if self.task == "regression":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            return float(value) if math.isfinite(value) else None
+        try:
+            hash(value)
+        except TypeError:
+            return None
+        return value
+
+    def _remember(self, prediction_id: str, prediction: object) -> None:
+        if self._quality is None:
+            return
+        now = time.monotonic()
+        with self._pending_lock:
+            pending = self._pending
+            pending[prediction_id] = (prediction, now)
+            if len(pending) > self._pending_limit:
+                del pending[next(iter(pending))]
+
+    def _valid_confidence(self, value: object) -> float | None:
+        value = _scalar(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        value = float(value)
+        return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
+
+    def _record_one(self, p: Prediction, prediction: object, confidence: object) -> None:
+        attributes = p._attributes
+        value = _scalar(prediction)
+        span = p._span
+        if self.task == "classification":
+            if value is None:
+                self._reject(REJECT_PREDICTION)
+                return
+            class_attributes, overflowed = attributes.for_class(value)  # type: ignore[arg-type]
+            self._predictions.add(1, class_attributes)
+            if overflowed:
+                self._overflows.add(1, attributes.base)
+            if span is not None:
+                span.set_attribute(
+                    semconv.ML_PREDICTION_CLASS, class_attributes[semconv.ML_PREDICTION_CLASS]
+                )
+            if isinstance(value, Hashable):
+                self._remember(p.id, value)
+        else:
+            self._predictions.add(1, attributes.base)
+            if self.task == "regression":
+                stored = self._label_value(value)
+                if stored is None:
+                    self._reject(REJECT_PREDICTION)
+                else:
+                    self._remember(p.id, stored)
+        if confidence is not None:
+            score = self._valid_confidence(confidence)
+            if score is None:
+                self._reject(REJECT_CONFIDENCE)
+            else:
+                self._confidence.record(score, attributes.base)
+                if span is not None:
+                    span.set_attribute(semconv.ML_PREDICTION_CONFIDENCE, score)
+
+    def _record_batch(self, p: Prediction, predictions: Sequence[object], confidence: object
+                      ) -> None:
+        attributes = p._attributes
+        values = predictions.tolist() if isinstance(predictions, np.ndarray) else [
+            _scalar(v) for v in predictions
+        ]
+        size = len(values)
+        self._batch_size.record(size, attributes.base)
+        if p._span is not None:
+            p._span.set_attribute(semconv.ML_BATCH_SIZE, size)
+        if self.task == "classification":
+            try:
+                tally = _Tally(values)
+            except TypeError:  # unhashable rows: count them by their text
+                values = [str(v) for v in values]
+                tally = _Tally(values)
+            for value, count in tally.items():
+                class_attributes, overflowed = attributes.for_class(value)
+                self._predictions.add(count, class_attributes)
+                if overflowed:
+                    self._overflows.add(count, attributes.base)
+            self._remember(p.id, values)
+        else:
+            self._predictions.add(size, attributes.base)
+            if self.task == "regression":
+                stored = [self._label_value(v) for v in values]
+                if any(v is None for v in stored):
+                    self._reject(REJECT_PREDICTION)
+                else:
+                    self._remember(p.id, stored)
+        if confidence is None:
+            return
+        scores = confidence.tolist() if isinstance(confidence, np.ndarray) else confidence
+        if not _is_batch(scores) or len(scores) != size:  # type: ignore[arg-type]
+            self._reject(REJECT_CONFIDENCE_LENGTH)
+            return
+        record, base = self._confidence.record, attributes.base
+        rejected = 0
+        for raw in scores:  # type: ignore[attr-defined]
+            score = self._valid_confidence(raw)
+            if score is None:
+                rejected += 1
+            else:
+                record(score, base)
+        if rejected:
+            self._rejected.add(
+                rejected, {**base, semconv.ML_REJECTION_REASON: REJECT_CONFIDENCE}
+            )
+
+    # --- observable callbacks (collection time) -----------------------------------------
+
+    def _observe_info(self, options: CallbackOptions) -> Iterable[Observation]:
+        attributes = dict(self._attributes.base)
+        attributes[semconv.ML_MODEL_TASK] = self.task
+        if self.framework:
+            attributes[semconv.ML_MODEL_FRAMEWORK] = self.framework
+        yield Observation(1, attributes)
+
+    def _observe_load_time(self, options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self._loaded_at, self._attributes.base)
+
+    def _observe_quality(self, metric: str, options: CallbackOptions) -> Iterable[Observation]:
+        assert self._quality is not None
+        value = self._quality.scores().values.get(metric)
+        if value is not None:
+            yield Observation(value, self._attributes.base)
+
+    def _observe_quality_samples(self, options: CallbackOptions) -> Iterable[Observation]:
+        assert self._quality is not None
+        yield Observation(len(self._quality), self._attributes.base)
+
+    def _reset_after_fork(self) -> None:
+        self._pending_lock = threading.Lock()
+        self._pending = {}
+        self._attributes.lock = threading.Lock()
+        if self._quality is not None:
+            self._quality.reset_after_fork()
+
+
+def _after_fork_in_child() -> None:
+    for monitor in list(_monitors):
+        monitor._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
