@@ -32,7 +32,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from otel_mlmon import semconv
-from otel_mlmon._guard import guarded, report_internal_error, strict
+from otel_mlmon._guard import report_internal_error, strict
 from otel_mlmon.context import ModelContext, bind_model, reset_model
 from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
 from otel_mlmon.exceptions import ConfigurationError
@@ -58,6 +58,12 @@ REJECT_PREDICTION: Final = "prediction_invalid"
 REJECT_RECORDED_TWICE: Final = "recorded_twice"
 
 
+def _internal_error(site: str, exc: Exception) -> None:
+    if strict():
+        raise exc
+    report_internal_error(site, exc)
+
+
 def _error_type(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
@@ -72,10 +78,7 @@ def _is_batch(value: object) -> bool:
 
 def _scalar(value: object) -> object:
     """A plain Python value for a numpy scalar, so ``1`` and ``np.int64(1)`` join one class."""
-    item = getattr(value, "item", None)
-    if item is not None and isinstance(value, np.generic):
-        return item()
-    return value
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _env_int(name: str, default: int) -> int:
@@ -100,7 +103,17 @@ class _Attributes:
     Swapped as a whole when the version changes, so a reader never sees half an update.
     """
 
-    __slots__ = ("base", "classes", "errors", "lock", "max_classes", "model", "overflow", "span")
+    __slots__ = (
+        "base",
+        "classes",
+        "errors",
+        "label_outcomes",
+        "lock",
+        "max_classes",
+        "model",
+        "overflow",
+        "span",
+    )
 
     def __init__(self, name: str, version: str, task: str, max_classes: int) -> None:
         self.model = ModelContext(name, version)
@@ -112,6 +125,15 @@ class _Attributes:
         self.overflow: Mapping[str, str] = {
             **self.base,
             semconv.ML_PREDICTION_CLASS: semconv.OVERFLOW_CLASS,
+        }
+        self.label_outcomes: Mapping[str, Mapping[str, str]] = {
+            outcome: {**self.base, semconv.ML_LABEL_OUTCOME: outcome}
+            for outcome in (
+                semconv.LABEL_MATCHED,
+                semconv.LABEL_UNKNOWN_ID,
+                semconv.LABEL_EXPIRED,
+                semconv.LABEL_INVALID,
+            )
         }
         self.max_classes = max_classes
         self.classes: dict[Hashable, Mapping[str, str]] = {}
@@ -198,9 +220,7 @@ class Prediction:
             if self._features is not None and monitor._drift is not None:
                 monitor._drift.append(self._features)
         except Exception as exc:
-            if strict():
-                raise
-            report_internal_error("ModelMonitor.predict", exc)
+            _internal_error("ModelMonitor.predict", exc)
         self._start = time.perf_counter()
         return self
 
@@ -210,7 +230,8 @@ class Prediction:
         ``confidence`` is a number in [0, 1] (or one per row). Values that cannot be used are
         counted under ``ml.monitor.rejected_inputs`` and never raise.
         """
-        with guarded("Prediction.record"):
+        # try/except rather than the guarded() context manager: this is the hot path.
+        try:
             monitor = self._monitor
             if self._recorded:
                 monitor._reject(REJECT_RECORDED_TWICE)
@@ -220,6 +241,8 @@ class Prediction:
                 monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
             else:
                 monitor._record_one(self, prediction, confidence)
+        except Exception as exc:
+            _internal_error("Prediction.record", exc)
 
     def __exit__(
         self,
@@ -228,7 +251,7 @@ class Prediction:
         traceback: TracebackType | None,
     ) -> Literal[False]:
         duration = time.perf_counter() - self._start
-        with guarded("ModelMonitor.predict"):
+        try:
             monitor = self._monitor
             span = self._span
             if exc is None:
@@ -243,6 +266,8 @@ class Prediction:
                     span.set_status(Status(StatusCode.ERROR, str(exc)))
             if span is not None:
                 span.end()
+        except Exception as internal:
+            _internal_error("ModelMonitor.predict", internal)
         if self._context_token is not None:
             otel_context.detach(self._context_token)
         reset_model(self._model_token)
@@ -375,40 +400,45 @@ class ModelMonitor:
         Unknown, expired and malformed labels are counted under ``ml.model.labels`` by
         ``ml.label.outcome``; this never raises.
         """
-        with guarded("ModelMonitor.record_label"):
-            attributes = self._attributes
-            with self._pending_lock:
-                entry = self._pending.pop(prediction_id, None) if isinstance(
-                    prediction_id, str
-                ) else None
-            if entry is None:
-                self._count_label(attributes, semconv.LABEL_UNKNOWN_ID)
-                return
-            prediction, recorded_at = entry
-            if time.monotonic() - recorded_at > self._label_ttl:
-                self._count_label(attributes, semconv.LABEL_EXPIRED)
-                return
-            quality = self._quality
-            if quality is None:
-                self._count_label(attributes, semconv.LABEL_MATCHED)
-                return
-            if isinstance(prediction, list):
-                if not _is_batch(label) or len(label) != len(prediction):  # type: ignore[arg-type]
-                    self._count_label(attributes, semconv.LABEL_INVALID)
-                    return
-                labels = [self._label_value(v) for v in label]  # type: ignore[attr-defined]
-                if any(v is None for v in labels):
-                    self._count_label(attributes, semconv.LABEL_INVALID)
-                    return
-                for p, y in zip(prediction, labels, strict=True):
-                    quality.add(p, y)
-            else:
-                value = self._label_value(label)
-                if value is None:
-                    self._count_label(attributes, semconv.LABEL_INVALID)
-                    return
-                quality.add(prediction, value)
+        try:
+            self._join_label(prediction_id, label)
+        except Exception as exc:
+            _internal_error("ModelMonitor.record_label", exc)
+
+    def _join_label(self, prediction_id: str, label: object) -> None:
+        attributes = self._attributes
+        with self._pending_lock:
+            entry = (
+                self._pending.pop(prediction_id, None) if isinstance(prediction_id, str) else None
+            )
+        if entry is None:
+            self._count_label(attributes, semconv.LABEL_UNKNOWN_ID)
+            return
+        prediction, recorded_at = entry
+        if time.monotonic() - recorded_at > self._label_ttl:
+            self._count_label(attributes, semconv.LABEL_EXPIRED)
+            return
+        quality = self._quality
+        if quality is None:
             self._count_label(attributes, semconv.LABEL_MATCHED)
+            return
+        if isinstance(prediction, list):
+            if not _is_batch(label) or len(label) != len(prediction):  # type: ignore[arg-type]
+                self._count_label(attributes, semconv.LABEL_INVALID)
+                return
+            labels = [self._label_value(v) for v in label]  # type: ignore[attr-defined]
+            if any(v is None for v in labels):
+                self._count_label(attributes, semconv.LABEL_INVALID)
+                return
+            for p, y in zip(prediction, labels, strict=True):
+                quality.add(p, y)
+        else:
+            value = self._label_value(label)
+            if value is None:
+                self._count_label(attributes, semconv.LABEL_INVALID)
+                return
+            quality.add(prediction, value)
+        self._count_label(attributes, semconv.LABEL_MATCHED)
 
     def model_loaded(
         self, *, framework: str | None = None, metrics: Mapping[str, float] | None = None
@@ -505,12 +535,10 @@ class ModelMonitor:
         return attributes
 
     def _reject(self, reason: str) -> None:
-        self._rejected.add(
-            1, {**self._attributes.base, semconv.ML_REJECTION_REASON: reason}
-        )
+        self._rejected.add(1, {**self._attributes.base, semconv.ML_REJECTION_REASON: reason})
 
     def _count_label(self, attributes: _Attributes, outcome: str) -> None:
-        self._labels.add(1, {**attributes.base, semconv.ML_LABEL_OUTCOME: outcome})
+        self._labels.add(1, attributes.label_outcomes[outcome])
 
     def _label_value(self, label: object) -> object | None:
         """A label as stored in the quality window, or ``None`` when it cannot be used."""
@@ -550,7 +578,7 @@ class ModelMonitor:
             if value is None:
                 self._reject(REJECT_PREDICTION)
                 return
-            class_attributes, overflowed = attributes.for_class(value)  # type: ignore[arg-type]
+            class_attributes, overflowed = attributes.for_class(value)
             self._predictions.add(1, class_attributes)
             if overflowed:
                 self._overflows.add(1, attributes.base)
@@ -577,12 +605,15 @@ class ModelMonitor:
                 if span is not None:
                     span.set_attribute(semconv.ML_PREDICTION_CONFIDENCE, score)
 
-    def _record_batch(self, p: Prediction, predictions: Sequence[object], confidence: object
-                      ) -> None:
+    def _record_batch(
+        self, p: Prediction, predictions: Sequence[object], confidence: object
+    ) -> None:
         attributes = p._attributes
-        values = predictions.tolist() if isinstance(predictions, np.ndarray) else [
-            _scalar(v) for v in predictions
-        ]
+        values = (
+            predictions.tolist()
+            if isinstance(predictions, np.ndarray)
+            else [_scalar(v) for v in predictions]
+        )
         size = len(values)
         self._batch_size.record(size, attributes.base)
         if p._span is not None:
@@ -610,21 +641,19 @@ class ModelMonitor:
         if confidence is None:
             return
         scores = confidence.tolist() if isinstance(confidence, np.ndarray) else confidence
-        if not _is_batch(scores) or len(scores) != size:  # type: ignore[arg-type]
+        if not isinstance(scores, (list, tuple)) or len(scores) != size:
             self._reject(REJECT_CONFIDENCE_LENGTH)
             return
         record, base = self._confidence.record, attributes.base
         rejected = 0
-        for raw in scores:  # type: ignore[attr-defined]
+        for raw in scores:
             score = self._valid_confidence(raw)
             if score is None:
                 rejected += 1
             else:
                 record(score, base)
         if rejected:
-            self._rejected.add(
-                rejected, {**base, semconv.ML_REJECTION_REASON: REJECT_CONFIDENCE}
-            )
+            self._rejected.add(rejected, {**base, semconv.ML_REJECTION_REASON: REJECT_CONFIDENCE})
 
     # --- observable callbacks (collection time) -----------------------------------------
 

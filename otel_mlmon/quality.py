@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -49,9 +49,7 @@ def classification_scores(predictions: list[Hashable], labels: list[Hashable]) -
     true_positive = np.bincount(y_true[correct], minlength=n_classes).astype(np.float64)
     predicted = np.bincount(y_pred, minlength=n_classes).astype(np.float64)
     actual = np.bincount(y_true, minlength=n_classes).astype(np.float64)
-    precision = np.divide(
-        true_positive, predicted, out=np.zeros(n_classes), where=predicted > 0
-    )
+    precision = np.divide(true_positive, predicted, out=np.zeros(n_classes), where=predicted > 0)
     recall = np.divide(true_positive, actual, out=np.zeros(n_classes), where=actual > 0)
     denominator = precision + recall
     f1 = np.divide(
@@ -85,8 +83,8 @@ class QualityWindow:
     def __init__(self, size: int, *, regression: bool) -> None:
         self._size = size
         self._regression = regression
-        self._predictions: list[object] = [None] * size
-        self._labels: list[object] = [None] * size
+        self._predictions: list[Any] = [None] * size
+        self._labels: list[Any] = [None] * size
         self._next = 0
         self._count = 0
         self._version = 0
@@ -127,9 +125,9 @@ class QualityWindow:
             predictions = self._predictions[:count]
             labels = self._labels[:count]
         if self._regression:
-            values = regression_scores(predictions, labels)  # type: ignore[arg-type]
+            values = regression_scores(predictions, labels)
         else:
-            values = classification_scores(predictions, labels)  # type: ignore[arg-type]
+            values = classification_scores(predictions, labels)
         result = QualityScores(count, values)
         with self._lock:
             if version >= self._cached_version:

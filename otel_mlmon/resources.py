@@ -49,7 +49,11 @@ def observe_process(meter_provider: MeterProvider) -> Callable[[], None]:
         _logger.info("otel-mlmon: process metrics already observed by SystemMetricsInstrumentor")
         return lambda: None
     instrumentor.instrument(meter_provider=meter_provider)
-    return instrumentor.uninstrument
+
+    def stop() -> None:
+        instrumentor.uninstrument()
+
+    return stop
 
 
 _gpu_instances: weakref.WeakSet[GpuMetrics] = weakref.WeakSet()
@@ -155,9 +159,7 @@ class GpuMetrics:
         self._lock = threading.Lock()
         self._initialized = False
 
-    def _readings(
-        self, read: Callable[[Any, Any], float | None]
-    ) -> Iterator[Observation]:
+    def _readings(self, read: Callable[[Any, Any], float | None]) -> Iterator[Observation]:
         with self._lock:
             if not self._started:
                 return
@@ -183,9 +185,7 @@ class GpuMetrics:
         return self._readings(lambda n, h: n.nvmlDeviceGetMemoryInfo(h).total)
 
     def _observe_temperature(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._readings(
-            lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)
-        )
+        return self._readings(lambda n, h: n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU))
 
     def _observe_power(self, options: CallbackOptions) -> Iterable[Observation]:
         return self._readings(lambda n, h: n.nvmlDeviceGetPowerUsage(h) / 1000.0)

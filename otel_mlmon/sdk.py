@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from opentelemetry import metrics, trace
 from opentelemetry import _logs as logs_api
+from opentelemetry import metrics, trace
 from opentelemetry.environment_variables import (
     OTEL_LOGS_EXPORTER,
     OTEL_METRICS_EXPORTER,
@@ -485,9 +485,7 @@ def _build(
             exporter = _metric_exporter(
                 protocol, **_otlp_kwargs("metrics", protocol, otlp_endpoint, otlp_headers)
             )
-            readers.append(
-                PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
-            )
+            readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
             described.append(f"otlp {protocol} every {interval} ms")
         elif choice == "console":
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
@@ -516,9 +514,7 @@ def _build(
             metrics.set_meter_provider(sdk_meter)
         meter_provider = sdk_meter
         flushers.append(sdk_meter.force_flush)
-        closers.append(
-            lambda: sdk_meter.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MILLIS)
-        )
+        closers.append(lambda: sdk_meter.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MILLIS))
         if stop_prometheus is not None:
             closers.append(stop_prometheus)
 
@@ -537,9 +533,7 @@ def _build(
             )
             sdk_logger.add_log_record_processor(BatchLogRecordProcessor(exporter))
         elif choice == "console":
-            sdk_logger.add_log_record_processor(
-                BatchLogRecordProcessor(ConsoleLogRecordExporter())
-            )
+            sdk_logger.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))
         actions["logs"] = f"set LoggerProvider: {choice} {protocol}".rstrip()
         if set_global:
             logs_api.set_logger_provider(sdk_logger)

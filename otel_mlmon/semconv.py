@@ -298,9 +298,7 @@ def _gauge(meter: Meter, name: str, callbacks: Sequence[CallbackT]) -> Observabl
     )
 
 
-def _up_down(
-    meter: Meter, name: str, callbacks: Sequence[CallbackT]
-) -> ObservableUpDownCounter:
+def _up_down(meter: Meter, name: str, callbacks: Sequence[CallbackT]) -> ObservableUpDownCounter:
     spec = _BY_NAME[name]
     return meter.create_observable_up_down_counter(
         spec.name, callbacks=callbacks, unit=spec.unit, description=spec.description
@@ -393,9 +391,7 @@ def create_ml_drift_transitions(meter: Meter) -> Counter:
     return _counter(meter, ML_DRIFT_TRANSITIONS)
 
 
-def create_ml_drift_window_samples(
-    meter: Meter, callbacks: Sequence[CallbackT]
-) -> ObservableGauge:
+def create_ml_drift_window_samples(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableGauge:
     """``ml.drift.window.samples``: rows in the live drift window."""
     return _gauge(meter, ML_DRIFT_WINDOW_SAMPLES, callbacks)
 
@@ -446,9 +442,17 @@ FACTORIES: Final[dict[str, Callable[..., object]]] = {
     ML_MODEL_INFO: create_ml_model_info,
     ML_MODEL_LOAD_TIME: create_ml_model_load_time,
     ML_MODEL_LABELS: create_ml_model_labels,
-    **{name: create_ml_model_quality_gauge for name in (
-        ML_MODEL_ACCURACY, ML_MODEL_PRECISION, ML_MODEL_RECALL, ML_MODEL_F1_SCORE,
-        ML_MODEL_MAE, ML_MODEL_RMSE)},
+    **{
+        name: create_ml_model_quality_gauge
+        for name in (
+            ML_MODEL_ACCURACY,
+            ML_MODEL_PRECISION,
+            ML_MODEL_RECALL,
+            ML_MODEL_F1_SCORE,
+            ML_MODEL_MAE,
+            ML_MODEL_RMSE,
+        )
+    },
     ML_MODEL_QUALITY_SAMPLES: create_ml_model_quality_samples,
     ML_MODEL_CLASS_OVERFLOWS: create_ml_model_class_overflows,
     ML_MONITOR_REJECTED_INPUTS: create_ml_monitor_rejected_inputs,
