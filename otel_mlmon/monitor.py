@@ -51,12 +51,6 @@ _monitors: weakref.WeakSet[ModelMonitor] = weakref.WeakSet()
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Rejection reasons (``ml.rejection.reason``), a fixed set documented in the conventions.
-REJECT_CONFIDENCE: Final = "confidence_invalid"
-REJECT_CONFIDENCE_LENGTH: Final = "confidence_length_mismatch"
-REJECT_PREDICTION: Final = "prediction_invalid"
-REJECT_RECORDED_TWICE: Final = "recorded_twice"
-
 
 def _internal_error(site: str, exc: Exception) -> None:
     if strict():
@@ -234,7 +228,7 @@ class Prediction:
         try:
             monitor = self._monitor
             if self._recorded:
-                monitor._reject(REJECT_RECORDED_TWICE)
+                monitor._reject(semconv.REJECT_RECORDED_TWICE)
                 return
             self._recorded = True
             if _is_batch(prediction):
@@ -576,7 +570,7 @@ class ModelMonitor:
         span = p._span
         if self.task == "classification":
             if value is None:
-                self._reject(REJECT_PREDICTION)
+                self._reject(semconv.REJECT_PREDICTION_INVALID)
                 return
             class_attributes, overflowed = attributes.for_class(value)
             self._predictions.add(1, class_attributes)
@@ -593,13 +587,13 @@ class ModelMonitor:
             if self.task == "regression":
                 stored = self._label_value(value)
                 if stored is None:
-                    self._reject(REJECT_PREDICTION)
+                    self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
                     self._remember(p.id, stored)
         if confidence is not None:
             score = self._valid_confidence(confidence)
             if score is None:
-                self._reject(REJECT_CONFIDENCE)
+                self._reject(semconv.REJECT_CONFIDENCE_INVALID)
             else:
                 self._confidence.record(score, attributes.base)
                 if span is not None:
@@ -635,14 +629,14 @@ class ModelMonitor:
             if self.task == "regression":
                 stored = [self._label_value(v) for v in values]
                 if any(v is None for v in stored):
-                    self._reject(REJECT_PREDICTION)
+                    self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
                     self._remember(p.id, stored)
         if confidence is None:
             return
         scores = confidence.tolist() if isinstance(confidence, np.ndarray) else confidence
         if not isinstance(scores, (list, tuple)) or len(scores) != size:
-            self._reject(REJECT_CONFIDENCE_LENGTH)
+            self._reject(semconv.REJECT_CONFIDENCE_LENGTH)
             return
         record, base = self._confidence.record, attributes.base
         rejected = 0
@@ -653,7 +647,9 @@ class ModelMonitor:
             else:
                 record(score, base)
         if rejected:
-            self._rejected.add(rejected, {**base, semconv.ML_REJECTION_REASON: REJECT_CONFIDENCE})
+            self._rejected.add(
+                rejected, {**base, semconv.ML_REJECTION_REASON: semconv.REJECT_CONFIDENCE_INVALID}
+            )
 
     # --- observable callbacks (collection time) -----------------------------------------
 

@@ -66,6 +66,18 @@ LABEL_UNKNOWN_ID: Final = "unknown_id"
 LABEL_EXPIRED: Final = "expired"
 LABEL_INVALID: Final = "invalid"
 
+#: ``ml.rejection.reason`` values: why an input was not used, with what it means.
+REJECT_CONFIDENCE_INVALID: Final = "confidence_invalid"
+REJECT_CONFIDENCE_LENGTH: Final = "confidence_length_mismatch"
+REJECT_PREDICTION_INVALID: Final = "prediction_invalid"
+REJECT_RECORDED_TWICE: Final = "recorded_twice"
+REJECTION_REASONS: Final[dict[str, str]] = {
+    REJECT_CONFIDENCE_INVALID: "A confidence that is not a finite number in [0, 1].",
+    REJECT_CONFIDENCE_LENGTH: "A batch whose confidences do not match its predictions.",
+    REJECT_PREDICTION_INVALID: "A prediction that is None, or not a finite number (regression).",
+    REJECT_RECORDED_TWICE: "A second record() on the same prediction.",
+}
+
 # --- log event names (the seed's vocabulary) ----------------------------------------------
 
 EVENT_REQUEST_STARTED: Final = "request_started"

@@ -1,0 +1,148 @@
+"""The semantic conventions module, its naming rules, and the docs table kept in step with it.
+
+Regenerate the tables in docs/semantic-conventions.md with ``python tests/test_semconv.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    MeterProvider,
+    ObservableGauge,
+    ObservableUpDownCounter,
+)
+
+from otel_mlmon import semconv
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "semantic-conventions.md"
+_KINDS = {
+    "Counter": Counter,
+    "Histogram": Histogram,
+    "ObservableGauge": ObservableGauge,
+    "ObservableUpDownCounter": ObservableUpDownCounter,
+}
+# UCUM units, or curly-brace annotations for counts.
+_UNIT = re.compile(r"^(1|s|By|W|Cel|\{[a-z_]+\})$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def render_metrics() -> str:
+    rows = ["| Name | Instrument | Unit | Attributes | Description |", "|---|---|---|---|---|"]
+    for spec in semconv.METRICS:
+        attributes = ", ".join(f"`{a}`" for a in spec.attributes)
+        rows.append(
+            f"| `{spec.name}` | {spec.instrument} | `{spec.unit}` | {attributes} | "
+            f"{spec.description} |"
+        )
+    return "\n".join(rows)
+
+
+def render_attributes() -> str:
+    rows = ["| Key | Values | Description |", "|---|---|---|"]
+    rows += [f"| `{a.key}` | {a.values} | {a.description} |" for a in semconv.ATTRIBUTES]
+    return "\n".join(rows)
+
+
+def render_rejections() -> str:
+    rows = ["| `ml.rejection.reason` | Meaning |", "|---|---|"]
+    rows += [f"| `{k}` | {v} |" for k, v in semconv.REJECTION_REASONS.items()]
+    return "\n".join(rows)
+
+
+def _section(text: str, name: str) -> str:
+    match = re.search(rf"<!-- {name}:start -->\n(.*?)\n<!-- {name}:end -->", text, re.S)
+    assert match, f"docs/semantic-conventions.md lacks the {name} markers"
+    return match.group(1)
+
+
+def _replace(text: str, name: str, table: str) -> str:
+    return re.sub(
+        rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)",
+        lambda m: m.group(1) + table + "\n" + m.group(2),
+        text,
+        flags=re.S,
+    )
+
+
+def test_docs_metric_table_matches_the_code() -> None:
+    assert render_metrics() == _section(DOC.read_text(), "metrics"), (
+        "docs/semantic-conventions.md is out of date: run python tests/test_semconv.py"
+    )
+
+
+def test_docs_attribute_table_matches_the_code() -> None:
+    assert render_attributes() == _section(DOC.read_text(), "attributes"), (
+        "docs/semantic-conventions.md is out of date: run python tests/test_semconv.py"
+    )
+
+
+@pytest.mark.parametrize("spec", semconv.METRICS, ids=lambda s: s.name)
+def test_metric_names_follow_the_otel_naming_rules(spec: semconv.MetricSpec) -> None:
+    assert _NAME.match(spec.name), spec.name
+    assert not spec.name.endswith(("_total", ".total", "_seconds", "_bytes")), spec.name
+    assert _UNIT.match(spec.unit), spec.unit
+    assert spec.name.startswith(("ml.", "hw.")), "own names live under ml."
+
+
+@pytest.mark.parametrize("spec", semconv.METRICS, ids=lambda s: s.name)
+def test_every_ml_metric_carries_the_model_attributes(spec: semconv.MetricSpec) -> None:
+    if spec.name.startswith("ml.model.") or spec.name.startswith("ml.drift."):
+        assert spec.attributes[:2] == semconv.MODEL_ATTRIBUTES
+
+
+def test_docs_rejection_reasons_match_the_code() -> None:
+    assert render_rejections() == _section(DOC.read_text(), "rejections"), (
+        "docs/semantic-conventions.md is out of date: run python tests/test_semconv.py"
+    )
+
+
+def test_attribute_keys_are_documented_once() -> None:
+    keys = [a.key for a in semconv.ATTRIBUTES]
+    assert len(keys) == len(set(keys))
+    used = {key for spec in semconv.METRICS for key in spec.attributes}
+    assert used <= set(keys), used - set(keys)
+
+
+@pytest.mark.parametrize("spec", semconv.METRICS, ids=lambda s: s.name)
+def test_each_factory_creates_the_declared_instrument(spec: semconv.MetricSpec) -> None:
+    meter = MeterProvider().get_meter("test")
+    factory = semconv.FACTORIES[spec.name]
+    if spec.instrument.startswith("Observable"):
+        if spec.name in semconv.QUALITY_METRICS:
+            instrument = factory(meter, spec.name, [])
+        else:
+            instrument = factory(meter, [])
+    else:
+        instrument = factory(meter)
+    assert isinstance(instrument, _KINDS[spec.instrument])
+    assert (spec.name, spec.unit) == (instrument.name, instrument.unit)
+
+
+def test_the_fixed_names_dashboards_use_are_stable() -> None:
+    fixed = {
+        "ml.model.predictions": ("Counter", "{prediction}"),
+        "ml.model.prediction.duration": ("Histogram", "s"),
+        "ml.model.prediction.confidence": ("Histogram", "1"),
+        "ml.model.errors": ("Counter", "{error}"),
+        "ml.drift.score": ("ObservableGauge", "1"),
+        "ml.drift.threshold": ("ObservableGauge", "1"),
+        "ml.drift.detected": ("ObservableGauge", "1"),
+    }
+    actual = {n: (semconv.metric_spec(n).instrument, semconv.metric_spec(n).unit) for n in fixed}
+    assert fixed == actual
+    assert semconv.ERROR_TYPE in semconv.metric_spec("ml.model.errors").attributes
+
+
+if __name__ == "__main__":
+    text = DOC.read_text()
+    text = _replace(text, "metrics", render_metrics())
+    text = _replace(text, "attributes", render_attributes())
+    text = _replace(text, "rejections", render_rejections())
+    DOC.write_text(text)
+    sys.stdout.write(f"wrote {DOC}\n")
