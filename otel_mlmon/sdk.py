@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -370,6 +371,10 @@ def configure(
                 actions={s: "disabled by OTEL_SDK_DISABLED" for s in ("traces", "metrics", "logs")},
                 disabled=True,
             )
+        if otlp_protocol is not None and otlp_protocol not in _PROTOCOLS:
+            raise ConfigurationError(
+                f"otlp_protocol must be one of {_PROTOCOLS}, not {otlp_protocol!r}"
+            )
         if prometheus_port is not None and not 0 <= prometheus_port <= 65535:
             raise ConfigurationError(f"prometheus_port must be 0..65535, not {prometheus_port}")
         if metric_export_interval_millis is not None and metric_export_interval_millis <= 0:
@@ -457,7 +462,7 @@ def _build(
             )
             sdk_tracer.add_span_processor(BatchSpanProcessor(exporter))
         elif choice == "console":
-            sdk_tracer.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            sdk_tracer.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
         actions["traces"] = f"set TracerProvider: {choice} {protocol}".rstrip()
         if set_global:
             trace.set_tracer_provider(sdk_tracer)
@@ -533,7 +538,9 @@ def _build(
             )
             sdk_logger.add_log_record_processor(BatchLogRecordProcessor(exporter))
         elif choice == "console":
-            sdk_logger.add_log_record_processor(BatchLogRecordProcessor(ConsoleLogRecordExporter()))
+            sdk_logger.add_log_record_processor(
+                BatchLogRecordProcessor(ConsoleLogRecordExporter(out=sys.stdout))
+            )
         actions["logs"] = f"set LoggerProvider: {choice} {protocol}".rstrip()
         if set_global:
             logs_api.set_logger_provider(sdk_logger)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from _otlp import OtlpGrpcServer, OtlpHttpServer
 
 from otel_mlmon.testing import InMemoryTelemetry
 
@@ -18,3 +19,28 @@ def telemetry() -> Iterator[InMemoryTelemetry]:
     """SDK tracer, meter and logger providers recording in memory; nothing global touched."""
     with InMemoryTelemetry() as providers:
         yield providers
+
+
+@pytest.fixture
+def otlp_http() -> Iterator[OtlpHttpServer]:
+    """A real OTLP/HTTP receiver on loopback."""
+    server = OtlpHttpServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def otlp_grpc() -> Iterator[OtlpGrpcServer]:
+    """A real OTLP/gRPC receiver on loopback."""
+    server = OtlpGrpcServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def otel_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No OTEL_* variable from the outside leaks into the test; set the ones it needs."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "FASTAPI_OTEL")) and name != "OTEL_MLMON_STRICT":
+            monkeypatch.delenv(name)
+    return monkeypatch
