@@ -16,7 +16,7 @@ Only the names in ``__all__`` are public; every other module and name may change
 
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.monitor import ModelMonitor, Prediction
-from otel_mlmon.sdk import Telemetry, configure
+from otel_mlmon.sdk import Telemetry, configure, default_views
 from otel_mlmon.version import __version__
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "Telemetry",
     "__version__",
     "configure",
+    "default_views",
 ]

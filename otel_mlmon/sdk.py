@@ -41,13 +41,13 @@ from opentelemetry.sdk.environment_variables import (
 )
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.metrics.view import View
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_mlmon import resources
+from otel_mlmon import resources, semconv
 from otel_mlmon.environment_variables import (
     OTEL_MLMON_CONSOLE_SPANS,
     OTEL_MLMON_GPU_METRICS,
@@ -85,6 +85,29 @@ DEFAULT_PROMETHEUS_PORT: Final = 9464
 DEFAULT_PROMETHEUS_HOST: Final = "localhost"
 #: Longest a ``shutdown()`` waits for each provider's flush.
 SHUTDOWN_TIMEOUT_MILLIS: Final = 5_000
+
+
+def default_views() -> list[View]:
+    """The Views configure() installs unless given others: millisecond-scale buckets for
+    ``ml.model.prediction.duration`` and fixed buckets for confidence and batch size.
+
+    The instruments also carry these as advisory boundaries, so an application with its own
+    MeterProvider gets them too; the Views make them explicit and easy to extend:
+    ``configure(views=[*default_views(), View(...)])``.
+
+    .. versionadded:: 0.1.0
+    """
+    return [
+        View(
+            instrument_name=name,
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=list(buckets)),
+        )
+        for name, buckets in (
+            (semconv.ML_MODEL_PREDICTION_DURATION, semconv.DURATION_BUCKETS),
+            (semconv.ML_MODEL_PREDICTION_CONFIDENCE, semconv.CONFIDENCE_BUCKETS),
+            (semconv.ML_MODEL_BATCH_SIZE, semconv.BATCH_SIZE_BUCKETS),
+        )
+    ]
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -327,7 +350,7 @@ def configure(
     console_spans: bool | None = None,
     metric_export_interval_millis: int | None = None,
     sampler: Sampler | None = None,
-    views: Sequence[View] = (),
+    views: Sequence[View] | None = None,
     logs: bool = True,
     process_metrics: bool | None = None,
     gpu_metrics: bool | None = None,
@@ -339,7 +362,9 @@ def configure(
     this is the embedded default: metrics on a Prometheus scrape endpoint
     (``prometheus_host:prometheus_port``, default ``localhost:9464``), logs as JSON on stdout,
     spans nowhere unless ``console_spans=True``. With an endpoint, all three signals go there
-    over OTLP (``grpc`` or ``http/protobuf``, the default). ``OTEL_TRACES_EXPORTER``,
+    over OTLP (``grpc`` or ``http/protobuf``, the default). ``views`` replace
+    :func:`default_views` (extend them with ``[*default_views(), ...]``).
+    ``OTEL_TRACES_EXPORTER``,
     ``OTEL_METRICS_EXPORTER`` and ``OTEL_LOGS_EXPORTER`` (``otlp``, ``console``, ``none``,
     and ``prometheus`` for metrics) override that choice per signal.
 
@@ -430,7 +455,7 @@ def _build(
     console_spans: bool | None,
     metric_export_interval_millis: int | None,
     sampler: Sampler | None,
-    views: Sequence[View],
+    views: Sequence[View] | None,
     process_metrics: bool | None,
     gpu_metrics: bool | None,
     set_global: bool,
@@ -512,7 +537,10 @@ def _build(
                 f"prometheus on http://{prometheus_address[0]}:{prometheus_address[1]}/metrics"
             )
         sdk_meter = MeterProvider(
-            metric_readers=readers, resource=resource, views=list(views), shutdown_on_exit=False
+            metric_readers=readers,
+            resource=resource,
+            views=default_views() if views is None else list(views),
+            shutdown_on_exit=False,
         )
         actions["metrics"] = "set MeterProvider: " + (", ".join(described) or "none")
         if set_global:

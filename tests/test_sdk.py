@@ -102,6 +102,28 @@ def test_embedded_default_serves_prometheus_that_a_scraper_can_parse() -> None:
     assert not _listening(host, port)
 
 
+def test_views_replace_the_default_buckets() -> None:
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+    coarse = View(
+        instrument_name="ml.model.prediction.duration",
+        aggregation=ExplicitBucketHistogramAggregation(boundaries=[0.5]),
+    )
+    telemetry = _configure(prometheus_port=0, views=[coarse])
+    _record(telemetry)
+    assert telemetry.prometheus_address is not None
+    buckets = _scrape(telemetry.prometheus_address)["ml_model_prediction_duration_seconds_bucket"]
+    assert ["0.5", "+Inf"] == [labels["le"] for labels, _ in buckets]
+    telemetry.shutdown()
+
+    telemetry = _configure(prometheus_port=0)
+    _record(telemetry)
+    assert telemetry.prometheus_address is not None
+    buckets = _scrape(telemetry.prometheus_address)["ml_model_prediction_duration_seconds_bucket"]
+    assert len(otel_mlmon.semconv.DURATION_BUCKETS) + 1 == len(buckets)
+    telemetry.shutdown()
+
+
 def test_no_endpoint_means_no_spans_exported_unless_console_is_asked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
