@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check otel_mlmon tests examples bench
-	$(BIN)/ruff format --check otel_mlmon tests examples bench
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
 test-fast: lint
