@@ -26,7 +26,6 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import SpanKind
 
 from otel_mlmon import ModelMonitor, context, logs, semconv
 from otel_mlmon.exceptions import ConfigurationError
@@ -91,7 +90,7 @@ def test_trace_context_is_32_and_16_lower_case_hex_of_the_current_span(
 
 
 def test_trace_context_is_absent_outside_a_span() -> None:
-    assert {"event": "e"} == logs.add_trace_context(None, "info", {"event": "e"})
+    assert logs.add_trace_context(None, "info", {"event": "e"}) == {"event": "e"}
 
 
 def test_request_and_model_context_come_from_the_contextvars() -> None:
@@ -104,11 +103,11 @@ def test_request_and_model_context_come_from_the_contextvars() -> None:
     finally:
         context.reset_model(model_token)
         context.reset_request_id(request_token)
-    assert ("req-7", "iris", "1.2") == (
+    assert (
         event["request_id"],
         event["ml.model.name"],
         event["ml.model.version"],
-    )
+    ) == ("req-7", "iris", "1.2")
 
 
 def test_processors_never_overwrite_fields_the_caller_passed(
@@ -138,16 +137,16 @@ def test_model_context_is_set_inside_model_monitor_predict(
     logs.get_logger("app").info("outside")
     by_event = {line["event"]: line for line in lines(stream)}
     for name in ("inside", "stdlib inside"):
-        assert ("iris", "1.2.0") == (
+        assert (
             by_event[name]["ml.model.name"],
             by_event[name]["ml.model.version"],
-        )
+        ) == ("iris", "1.2.0")
     assert "ml.model.name" not in by_event["outside"]
 
 
 def test_service_name_comes_from_the_logger_provider_resource(stream: io.StringIO) -> None:
     logs.get_logger("app").info("e")
-    assert "test" == lines(stream)[0]["service.name"]
+    assert lines(stream)[0]["service.name"] == "test"
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -186,18 +185,18 @@ def test_stdlib_extra_fields_appear_flat_on_the_line(
     monitor = ModelMonitor("iris", version="3", **telemetry.providers)
     monitor.model_loaded(framework="sklearn", metrics={"accuracy": 0.97})
     (line,) = [x for x in lines(stream) if x["event"] == semconv.EVENT_MODEL_LOADED]
-    assert ("iris", "3", "sklearn", {"accuracy": 0.97}) == (
+    assert (
         line["ml.model.name"],
         line["ml.model.version"],
         line["ml.model.framework"],
         line["metrics"],
-    )
+    ) == ("iris", "3", "sklearn", {"accuracy": 0.97})
 
 
 def test_json_line_serialises_numpy_values(stream: io.StringIO) -> None:
     logs.get_logger("app").info("e", value=np.int64(3), row=np.array([1.5, 2.5]))
     line = lines(stream)[0]
-    assert (3, [1.5, 2.5]) == (line["value"], line["row"])
+    assert (line["value"], line["row"]) == (3, [1.5, 2.5])
 
 
 def test_console_renderer_writes_readable_text_not_json(telemetry: InMemoryTelemetry) -> None:
@@ -211,9 +210,9 @@ def test_console_renderer_writes_readable_text_not_json(telemetry: InMemoryTelem
     finally:
         context.reset_request_id(token)
     text = out.getvalue()
-    assert ("hello", "answer=42", "request_id=req-console") == tuple(
+    assert tuple(
         part for part in ("hello", "answer=42", "request_id=req-console") if part in text
-    )
+    ) == ("hello", "answer=42", "request_id=req-console")
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
 
@@ -224,8 +223,8 @@ def test_level_filters_structlog_and_stdlib_lines(telemetry: InMemoryTelemetry) 
     logs.get_logger("app").info("dropped")
     logging.getLogger("lib").info("dropped too")
     logs.get_logger("app").warning("kept")
-    assert ["kept"] == [line["event"] for line in lines(out)]
-    assert ["kept"] == [r.log_record.body for r in telemetry.logs()]
+    assert [line["event"] for line in lines(out)] == ["kept"]
+    assert [r.log_record.body for r in telemetry.logs()] == ["kept"]
 
 
 def test_configure_logging_twice_installs_one_handler(telemetry: InMemoryTelemetry) -> None:
@@ -233,8 +232,8 @@ def test_configure_logging_twice_installs_one_handler(telemetry: InMemoryTelemet
     logs.configure_logging(logger_provider=telemetry.logger_provider, stream=first)
     logs.configure_logging(logger_provider=telemetry.logger_provider, stream=second)
     logs.get_logger("app").info("once")
-    assert ("", ["once"]) == (first.getvalue(), [line["event"] for line in lines(second)])
-    assert 1 == len(telemetry.logs())
+    assert (first.getvalue(), [line["event"] for line in lines(second)]) == ("", ["once"])
+    assert len(telemetry.logs()) == 1
 
 
 def test_an_application_structlog_configuration_is_kept(telemetry: InMemoryTelemetry) -> None:
@@ -251,7 +250,7 @@ def test_an_application_structlog_configuration_is_kept(telemetry: InMemoryTelem
         structlog.get_logger().info("mine")
     finally:
         context.reset_request_id(token)
-    assert [{"event": "mine", "request_id": "r", "service.name": "test"}] == captured
+    assert captured == [{"event": "mine", "request_id": "r", "service.name": "test"}]
 
 
 @pytest.mark.parametrize(
@@ -283,9 +282,11 @@ def test_exported_record_has_body_severity_trace_context_and_flat_attributes(
         record.severity_text,
         exported.instrumentation_scope.name,
     )
-    assert {"score": 0.3, "metrics.psi.age": 0.2, "tags": ("a", "b")} == dict(
-        record.attributes or {}
-    )
+    assert dict(record.attributes or {}) == {
+        "score": 0.3,
+        "metrics.psi.age": 0.2,
+        "tags": ("a", "b"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -321,10 +322,10 @@ def test_log_exception_records_the_otel_exception_attributes(
         else:
             logging.getLogger("lib").exception("error_occurred")
     attributes = dict(record_of(telemetry, "error_occurred").log_record.attributes or {})
-    assert ("otel_mlmon.exceptions.ConfigurationError", "bad value") == (
+    assert (
         attributes["exception.type"],
         attributes["exception.message"],
-    )
+    ) == ("otel_mlmon.exceptions.ConfigurationError", "bad value")
     assert "raise ConfigurationError" in attributes["exception.stacktrace"]
     assert "ConfigurationError: bad value" in lines(stream)[0]["exception"]
 
@@ -339,7 +340,7 @@ def test_correlation_fields_are_not_duplicated_as_attributes(
             logs.get_logger("app").info("e")
     finally:
         context.reset_request_id(token)
-    assert {"request_id": "r-1"} == dict(record_of(telemetry, "e").log_record.attributes or {})
+    assert dict(record_of(telemetry, "e").log_record.attributes or {}) == {"request_id": "r-1"}
 
 
 def test_flatten_attributes_documents_each_value_shape() -> None:
@@ -356,7 +357,7 @@ def test_flatten_attributes_documents_each_value_shape() -> None:
             "obj": Path("/x"),
         }
     )
-    assert {
+    assert flat == {
         "n": 0.5,
         "i": 2,
         "nested.a.b": 1,
@@ -365,14 +366,14 @@ def test_flatten_attributes_documents_each_value_shape() -> None:
         "mixed": '[1,"a"]',
         "array": "[1,2]",
         "obj": "/x",
-    } == flat
+    }
 
 
 def test_export_false_renders_without_exporting(telemetry: InMemoryTelemetry) -> None:
     out = io.StringIO()
     logs.configure_logging(logger_provider=telemetry.logger_provider, stream=out, export=False)
     logs.get_logger("app").info("local only")
-    assert (["local only"], ()) == ([line["event"] for line in lines(out)], telemetry.logs())
+    assert ([line["event"] for line in lines(out)], telemetry.logs()) == (["local only"], ())
 
 
 class _HungExporter(LogRecordExporter):
@@ -433,9 +434,9 @@ def test_a_full_queue_drops_with_a_counter_and_never_blocks(
     # Every line is still written; the SDK's "Queue full" warning (deduplicated by the SDK) is
     # rendered, never exported back into the queue it reports on.
     rendered = lines(out)
-    assert 500 == sum(1 for line in rendered if line["event"] == "e")
-    assert ["Queue full, dropping Log."] == [
-        line["event"] for line in rendered if line["event"].startswith("Queue full")
+    assert sum(1 for line in rendered if line["event"] == "e") == 500
+    assert [line["event"] for line in rendered if line["event"].startswith("Queue full")] == [
+        "Queue full, dropping Log."
     ]
 
 
@@ -458,7 +459,7 @@ def test_an_exporter_that_raises_never_reaches_the_caller() -> None:
     logs.get_logger("app").info("still logged")
     events = [line["event"] for line in lines(out)]
     # The SDK reports the failure through logging; that line is rendered, never re-exported.
-    assert ["Exception while exporting logs.", "still logged"] == events
+    assert events == ["Exception while exporting logs.", "still logged"]
     provider.shutdown()
 
 
@@ -469,13 +470,13 @@ def test_log_prediction_leaves_features_out_unless_opted_in(stream: io.StringIO)
     logs.log_prediction(1, confidence=0.9, features=[5.1, 3.5])
     logs.log_prediction(2, features=[5.1, 3.5], include_features=True)
     first, second = lines(stream)
-    assert ("prediction_made", 1, 0.9) == (
+    assert (
         first["event"],
         first["prediction"],
         first["ml.prediction.confidence"],
-    )
+    ) == ("prediction_made", 1, 0.9)
     assert "features" not in first
-    assert [5.1, 3.5] == second["features"]
+    assert second["features"] == [5.1, 3.5]
 
 
 def test_log_prediction_sampling_keeps_the_configured_fraction(
@@ -493,10 +494,10 @@ def test_log_prediction_sampling_keeps_the_configured_fraction(
     assert kept == len(lines(out))
     # Binomial(2000, 0.25): 500 +- 19.4; outside +- 6 sigma is a bug, not bad luck.
     assert 384 <= kept <= 616
-    assert (0, 5) == (
+    assert (
         sum(logs.log_prediction(1, sample_rate=0.0) for _ in range(5)),
         sum(logs.log_prediction(1, sample_rate=1.0) for _ in range(5)),
-    )
+    ) == (0, 5)
 
 
 def test_prediction_sampling_keeps_or_drops_a_whole_trace(telemetry: InMemoryTelemetry) -> None:
