@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import structlog
+from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -26,6 +28,7 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import SpanKind
 
 from otel_mlmon import ModelMonitor, context, logs, semconv
 from otel_mlmon.exceptions import ConfigurationError
@@ -508,3 +511,155 @@ def test_prediction_sampling_keeps_or_drops_a_whole_trace(telemetry: InMemoryTel
         with tracer.start_as_current_span("request"):
             decisions.append({logs.log_prediction(1, sample_rate=0.5) for _ in range(10)})
     assert all(len(d) == 1 for d in decisions)
+
+
+# --- concurrent requests through an instrumented app ------------------------------------------
+
+REQUESTS = 200
+APP_LOGGERS = ("app", "lib")
+
+
+def _instrumented_app(telemetry: InMemoryTelemetry) -> Any:
+    """A FastAPI app with its native OTel telemetry (a SERVER span per request) and a
+    test-only middleware binding the X-Request-ID header, as the request-ID middleware does."""
+    from fastapi import FastAPI, Request, Response
+
+    app = FastAPI(
+        telemetry={
+            "tracer_provider": telemetry.tracer_provider,
+            "meter_provider": telemetry.meter_provider,
+            "logger_provider": telemetry.logger_provider,
+        }
+    )
+
+    @app.middleware("http")
+    async def bind_request_id(request: Request, call_next: Any) -> Response:
+        token = context.bind_request_id(request.headers["x-request-id"])
+        try:
+            response: Response = await call_next(request)
+            return response
+        finally:
+            context.reset_request_id(token)
+
+    def seen() -> dict[str, Any]:
+        ctx = trace.get_current_span().get_span_context()
+        return {"request_id": context.get_request_id(), "trace_id": format(ctx.trace_id, "032x")}
+
+    async def child(n: int) -> None:
+        await asyncio.sleep(0.001 * (n % 3))
+        logs.get_logger("app").info("child", n=n)
+
+    @app.get("/async/{n}")
+    async def async_endpoint(n: int) -> dict[str, Any]:
+        logs.get_logger("app").info("request_started", n=n)
+        await asyncio.sleep(0.001 * (n % 5))
+        logging.getLogger("lib").info("stdlib line %d", n)
+        await asyncio.gather(child(n), child(n + 1))
+        logs.get_logger("app").info("request_completed", n=n)
+        return seen()
+
+    @app.get("/sync/{n}")
+    def sync_endpoint(n: int) -> dict[str, Any]:
+        logs.get_logger("app").info("request_started", n=n)
+        time.sleep(0.001 * (n % 5))
+        logging.getLogger("lib").info("stdlib line %d", n)
+        logs.get_logger("app").info("request_completed", n=n)
+        return seen()
+
+    return app
+
+
+async def _fire(client: Any, path: str) -> dict[str, dict[str, Any]]:
+    async def one(n: int) -> tuple[str, dict[str, Any]]:
+        request_id = f"req-{n:04d}"
+        response = await client.get(f"{path}/{n}", headers={"x-request-id": request_id})
+        assert response.status_code == 200
+        return request_id, response.json()
+
+    return dict(await asyncio.gather(*(one(n) for n in range(REQUESTS))))
+
+
+def _assert_no_bleeding(
+    telemetry: InMemoryTelemetry,
+    out: io.StringIO,
+    answers: dict[str, dict[str, Any]],
+    lines_per_request: int,
+) -> None:
+    # Each endpoint saw its own request ID, inside its own trace.
+    assert {rid: rid for rid in answers} == {rid: a["request_id"] for rid, a in answers.items()}
+    trace_of = {rid: a["trace_id"] for rid, a in answers.items()}
+    assert len(set(trace_of.values())) == REQUESTS
+
+    # Each rendered line (structlog and stdlib) carries its own request's IDs.
+    by_request: dict[str, list[dict[str, Any]]] = {}
+    for line in lines(out):
+        if line.get("logger") in APP_LOGGERS:
+            by_request.setdefault(line["request_id"], []).append(line)
+    assert set(by_request) == set(answers)
+    for rid, request_lines in by_request.items():
+        assert len(request_lines) == lines_per_request
+        assert {line["trace_id"] for line in request_lines} == {trace_of[rid]}
+        assert all(HEX16.match(line["span_id"]) for line in request_lines)
+        assert {"lib"} == {line["logger"] for line in request_lines if "stdlib" in line["event"]}
+
+    # ... equal to the trace ID of the exported SERVER span of that request.
+    server_traces = {
+        format(span.context.trace_id, "032x")
+        for span in telemetry.spans()
+        if span.kind is SpanKind.SERVER
+    }
+    assert set(trace_of.values()) <= server_traces
+
+    # ... and the exported OTel log records carry the same IDs on the record itself.
+    exported = [r for r in telemetry.logs() if r.instrumentation_scope.name in APP_LOGGERS]
+    assert len(exported) == REQUESTS * lines_per_request
+    for record in exported:
+        rid = (record.log_record.attributes or {})["request_id"]
+        assert format(record.log_record.trace_id or 0, "032x") == trace_of[str(rid)]
+
+
+def test_200_concurrent_asyncio_requests_keep_their_own_ids(
+    telemetry: InMemoryTelemetry, stream: io.StringIO
+) -> None:
+    import httpx
+
+    app = _instrumented_app(telemetry)
+
+    async def main() -> dict[str, dict[str, Any]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await _fire(client, "/async")
+
+    answers = asyncio.run(main())
+    _assert_no_bleeding(telemetry, stream, answers, lines_per_request=5)
+
+
+def test_200_concurrent_threaded_requests_over_a_real_server_keep_their_own_ids(
+    telemetry: InMemoryTelemetry, stream: io.StringIO
+) -> None:
+    import httpx
+    import uvicorn
+
+    app = _instrumented_app(telemetry)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+
+    async def main() -> dict[str, dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            return await _fire(client, "/sync")
+
+    try:
+        answers = asyncio.run(main())
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    _assert_no_bleeding(telemetry, stream, answers, lines_per_request=3)
