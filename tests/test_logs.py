@@ -663,3 +663,24 @@ def test_200_concurrent_threaded_requests_over_a_real_server_keep_their_own_ids(
         server.should_exit = True
         thread.join(10)
     _assert_no_bleeding(telemetry, stream, answers, lines_per_request=3)
+
+
+def test_configure_routes_logging_through_its_logger_provider(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import otel_mlmon
+
+    telemetry = otel_mlmon.configure(
+        service_name="svc-from-configure",
+        set_global=False,
+        prometheus=False,
+        process_metrics=False,
+        gpu_metrics=False,
+    )
+    try:
+        capsys.readouterr()
+        logs.get_logger("app").info("after configure")
+        (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    finally:
+        telemetry.shutdown()
+    assert (line["event"], line["service.name"]) == ("after configure", "svc-from-configure")
