@@ -323,16 +323,15 @@ class OTelLogEmitter(StructlogProcessor):
         super().__init__(logger_provider=logger_provider)  # type: ignore[no-untyped-call]
         self._drop_keys = frozenset(drop_keys)
         self._loggers: dict[str, logs_api.Logger] = {}
-        self._loggers_lock = threading.Lock()
 
     def _otel_logger(self, name: str) -> logs_api.Logger:
         found = self._loggers.get(name)
         if found is None:
-            with self._loggers_lock:
-                found = self._loggers.get(name)
-                if found is None:
-                    found = logs_api.get_logger(name, logger_provider=self._logger_provider)
-                    self._loggers[name] = found
+            # No lock (nothing to deadlock on after a fork): two threads racing here get the
+            # provider's same cached logger, and setdefault keeps one.
+            found = self._loggers.setdefault(
+                name, logs_api.get_logger(name, logger_provider=self._logger_provider)
+            )
         return found
 
     def _attributes(self, event_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -466,6 +466,23 @@ def test_an_exporter_that_raises_never_reaches_the_caller() -> None:
     provider.shutdown()
 
 
+def test_a_line_that_cannot_be_written_is_dropped_and_counted(
+    telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_mlmon import _guard
+
+    monkeypatch.delenv("OTEL_MLMON_STRICT", raising=False)
+    out = io.StringIO()
+    logs.configure_logging(logger_provider=telemetry.logger_provider, stream=out)
+    out.close()
+    before = _guard.internal_error_count("logs.handler")
+    logs.get_logger("app").info("lost line")
+    logging.getLogger("lib").info("lost stdlib line")
+    assert _guard.internal_error_count("logs.handler") - before >= 2
+    # The OTel record is still exported: only the local line was lost.
+    assert {"lost line", "lost stdlib line"} <= {r.log_record.body for r in telemetry.logs()}
+
+
 # --- prediction events ------------------------------------------------------------------------
 
 
