@@ -43,7 +43,7 @@ from typing import IO, Any, Final, Literal, cast
 import structlog
 from opentelemetry import _logs as logs_api
 from opentelemetry import trace
-from opentelemetry.instrumentation.structlog import StructlogProcessor
+from opentelemetry.instrumentation.structlog import StructlogInstrumentor, StructlogProcessor
 from opentelemetry.semconv.attributes import exception_attributes
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -405,6 +405,26 @@ class _Handler(logging.StreamHandler[IO[str]]):
         report_internal_error("logs.handler", exc or RuntimeError("log record dropped"))
 
 
+def _configured_by_application(current: object) -> bool:
+    """Whether the application configured structlog (then its configuration is kept).
+
+    Not when the configuration is ours, nor when only the structlog instrumentation's
+    ``instrument()`` configured it (its own record says whether the application did too).
+    """
+    if not structlog.is_configured() or current is _our_processors:
+        return False
+    if isinstance(current, list) and any(isinstance(p, StructlogProcessor) for p in current):
+        return bool(getattr(StructlogInstrumentor, "_is_configured_by_app", True))
+    return True
+
+
+def _exports_to_otel(handler: logging.Handler) -> bool:
+    """Whether ``handler`` is the SDK's or opentelemetry-instrumentation-logging's
+    ``LoggingHandler`` (matched by name: library code does not import the SDK)."""
+    cls = type(handler)
+    return cls.__name__ == "LoggingHandler" and cls.__module__.startswith("opentelemetry.")
+
+
 def _level_number(level: int | str) -> int:
     if isinstance(level, int) and not isinstance(level, bool):
         return level
@@ -498,9 +518,16 @@ def configure_logging(
         handler.setLevel(number)
         root.addHandler(handler)
         root.setLevel(number)
+        if export and any(_exports_to_otel(h) for h in root.handlers):
+            warn_once(
+                "logs.otel_logging_handler",
+                "otel-mlmon: an OpenTelemetry LoggingHandler is also on the root logger, so "
+                "each record is exported twice; remove it (under opentelemetry-instrument: "
+                "OTEL_PYTHON_LOG_AUTO_INSTRUMENTATION=false) or pass export=False",
+            )
 
         current = structlog.get_config().get("processors")
-        if structlog.is_configured() and current is not _our_processors:
+        if _configured_by_application(current):
             warn_once(
                 "logs.structlog_configured",
                 "otel-mlmon: structlog was configured by the application and is left as it is; "
@@ -521,7 +548,18 @@ def configure_logging(
             context_class=dict,
             cache_logger_on_first_use=False,
         )
-        _our_processors = processors
+        # Under opentelemetry-instrument, the structlog instrumentation's patched configure()
+        # inserts its own StructlogProcessor: our emitter already exports every event, so it
+        # is taken out again, or each structlog event would be exported twice.
+        installed = structlog.get_config()["processors"]
+        if any(isinstance(p, StructlogProcessor) for p in installed):
+            installed[:] = [p for p in installed if not isinstance(p, StructlogProcessor)]
+            warn_once(
+                "logs.structlog_instrumented",
+                "otel-mlmon: the structlog instrumentation is active; otel-mlmon's handler "
+                "exports structlog events instead of its processor",
+            )
+        _our_processors = installed
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:

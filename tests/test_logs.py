@@ -256,6 +256,23 @@ def test_an_application_structlog_configuration_is_kept(telemetry: InMemoryTelem
     assert captured == [{"event": "mine", "request_id": "r", "service.name": "test"}]
 
 
+def test_the_structlog_instrumentation_does_not_export_events_twice(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    from opentelemetry.instrumentation.structlog import StructlogInstrumentor
+
+    instrumentor = StructlogInstrumentor()
+    instrumentor.instrument(logger_provider=telemetry.logger_provider)
+    try:
+        logs.configure_logging(logger_provider=telemetry.logger_provider, stream=io.StringIO())
+        logs.get_logger("app").info("once")
+        ours = structlog.get_config()["processors"] is logs._our_processors
+    finally:
+        instrumentor.uninstrument()
+    assert ours
+    assert [r.log_record.body for r in telemetry.logs()].count("once") == 1
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"renderer": "xml"}, {"level": "LOUD"}, {"sample_predictions": 1.5}],
