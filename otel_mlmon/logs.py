@@ -289,6 +289,22 @@ def _exception_attributes(exc_info: Any) -> dict[str, str]:
 _emitting: Final[ContextVar[bool]] = ContextVar("otel_mlmon.logs.emitting", default=False)
 
 
+def _instrumentation_exports_structlog() -> bool:
+    """Whether the structlog instrumentation's own processor sits in structlog's chain (as
+    after ``opentelemetry-instrument`` instrumented structlog that configure_logging() had
+    configured): it already exported the event, so ours does not export it again."""
+    processor = getattr(StructlogInstrumentor, "_processor", None)
+    if processor is None or processor not in structlog.get_config()["processors"]:
+        return False
+    warn_once(
+        "logs.structlog_instrumentation_exports",
+        "otel-mlmon: the structlog instrumentation exports structlog events, without "
+        "otel-mlmon's attribute mapping; set OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=structlog "
+        "to let otel-mlmon export them",
+    )
+    return True
+
+
 #: The keys the contrib processor's own translation reads.
 _TRANSLATED_KEYS: Final = ("event", "level", "timestamp")
 
@@ -366,6 +382,8 @@ class OTelLogEmitter(StructlogProcessor):
         if not isinstance(name, str):
             name = getattr(logger, "name", None) or "otel_mlmon"
         if _emitting.get() or name == "opentelemetry" or name.startswith("opentelemetry."):
+            return event_dict
+        if event_dict.get("_from_structlog") and _instrumentation_exports_structlog():
             return event_dict
         token = _emitting.set(True)
         try:
@@ -493,9 +511,9 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         *SHARED_PROCESSORS,
     ]
-    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
-    if export:
-        final.append(OTelLogEmitter(provider))
+    # The emitter comes before remove_processors_meta: it reads _from_structlog.
+    final: list[Processor] = [OTelLogEmitter(provider)] if export else []
+    final.append(structlog.stdlib.ProcessorFormatter.remove_processors_meta)
     if renderer == "json":
         final.append(structlog.processors.format_exc_info)
     final.append(render)

@@ -273,6 +273,23 @@ def test_the_structlog_instrumentation_does_not_export_events_twice(
     assert [r.log_record.body for r in telemetry.logs()].count("once") == 1
 
 
+def test_structlog_instrumented_after_configure_still_exports_each_event_once(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    from opentelemetry.instrumentation.structlog import StructlogInstrumentor
+
+    logs.configure_logging(logger_provider=telemetry.logger_provider, stream=io.StringIO())
+    instrumentor = StructlogInstrumentor()
+    instrumentor.instrument(logger_provider=telemetry.logger_provider)
+    try:
+        logs.get_logger("app").info("once")
+        logging.getLogger("lib").info("stdlib once")
+    finally:
+        instrumentor.uninstrument()
+    bodies = [r.log_record.body for r in telemetry.logs()]
+    assert (bodies.count("once"), bodies.count("stdlib once")) == (1, 1)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"renderer": "xml"}, {"level": "LOUD"}, {"sample_predictions": 1.5}],
