@@ -93,7 +93,7 @@ def test_trace_context_is_32_and_16_lower_case_hex_of_the_current_span(
 
 
 def test_trace_context_is_absent_outside_a_span() -> None:
-    assert logs.add_trace_context(None, "info", {"event": "e"}) == {"event": "e"}
+    assert {"event": "e"} == logs.add_trace_context(None, "info", {"event": "e"})
 
 
 def test_request_and_model_context_come_from_the_contextvars() -> None:
@@ -106,11 +106,11 @@ def test_request_and_model_context_come_from_the_contextvars() -> None:
     finally:
         context.reset_model(model_token)
         context.reset_request_id(request_token)
-    assert (
+    assert ("req-7", "iris", "1.2") == (
         event["request_id"],
         event["ml.model.name"],
         event["ml.model.version"],
-    ) == ("req-7", "iris", "1.2")
+    )
 
 
 def test_processors_never_overwrite_fields_the_caller_passed(
@@ -140,16 +140,16 @@ def test_model_context_is_set_inside_model_monitor_predict(
     logs.get_logger("app").info("outside")
     by_event = {line["event"]: line for line in lines(stream)}
     for name in ("inside", "stdlib inside"):
-        assert (
+        assert ("iris", "1.2.0") == (
             by_event[name]["ml.model.name"],
             by_event[name]["ml.model.version"],
-        ) == ("iris", "1.2.0")
+        )
     assert "ml.model.name" not in by_event["outside"]
 
 
 def test_service_name_comes_from_the_logger_provider_resource(stream: io.StringIO) -> None:
     logs.get_logger("app").info("e")
-    assert lines(stream)[0]["service.name"] == "test"
+    assert "test" == lines(stream)[0]["service.name"]
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_every_event_of_the_vocabulary_is_one_json_object_per_line(
 def test_event_vocabulary_is_exactly_the_semconv_event_names() -> None:
     names = {v for k, v in vars(semconv).items() if k.startswith("EVENT_")}
     assert names == {spec.name for spec in logs.EVENTS}
-    assert len(logs.EVENTS) == len(names)
+    assert len(names) == len(logs.EVENTS)
 
 
 def test_docs_list_every_event_with_its_fields() -> None:
@@ -188,18 +188,18 @@ def test_stdlib_extra_fields_appear_flat_on_the_line(
     monitor = ModelMonitor("iris", version="3", **telemetry.providers)
     monitor.model_loaded(framework="sklearn", metrics={"accuracy": 0.97})
     (line,) = [x for x in lines(stream) if x["event"] == semconv.EVENT_MODEL_LOADED]
-    assert (
+    assert ("iris", "3", "sklearn", {"accuracy": 0.97}) == (
         line["ml.model.name"],
         line["ml.model.version"],
         line["ml.model.framework"],
         line["metrics"],
-    ) == ("iris", "3", "sklearn", {"accuracy": 0.97})
+    )
 
 
 def test_json_line_serialises_numpy_values(stream: io.StringIO) -> None:
     logs.get_logger("app").info("e", value=np.int64(3), row=np.array([1.5, 2.5]))
     line = lines(stream)[0]
-    assert (line["value"], line["row"]) == (3, [1.5, 2.5])
+    assert (3, [1.5, 2.5]) == (line["value"], line["row"])
 
 
 def test_console_renderer_writes_readable_text_not_json(telemetry: InMemoryTelemetry) -> None:
@@ -213,9 +213,9 @@ def test_console_renderer_writes_readable_text_not_json(telemetry: InMemoryTelem
     finally:
         context.reset_request_id(token)
     text = out.getvalue()
-    assert tuple(
+    assert ("hello", "answer=42", "request_id=req-console") == tuple(
         part for part in ("hello", "answer=42", "request_id=req-console") if part in text
-    ) == ("hello", "answer=42", "request_id=req-console")
+    )
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
 
@@ -226,8 +226,8 @@ def test_level_filters_structlog_and_stdlib_lines(telemetry: InMemoryTelemetry) 
     logs.get_logger("app").info("dropped")
     logging.getLogger("lib").info("dropped too")
     logs.get_logger("app").warning("kept")
-    assert [line["event"] for line in lines(out)] == ["kept"]
-    assert [r.log_record.body for r in telemetry.logs()] == ["kept"]
+    assert ["kept"] == [line["event"] for line in lines(out)]
+    assert ["kept"] == [r.log_record.body for r in telemetry.logs()]
 
 
 def test_configure_logging_twice_installs_one_handler(telemetry: InMemoryTelemetry) -> None:
@@ -235,8 +235,8 @@ def test_configure_logging_twice_installs_one_handler(telemetry: InMemoryTelemet
     logs.configure_logging(logger_provider=telemetry.logger_provider, stream=first)
     logs.configure_logging(logger_provider=telemetry.logger_provider, stream=second)
     logs.get_logger("app").info("once")
-    assert (first.getvalue(), [line["event"] for line in lines(second)]) == ("", ["once"])
-    assert len(telemetry.logs()) == 1
+    assert ("", ["once"]) == (first.getvalue(), [line["event"] for line in lines(second)])
+    assert 1 == len(telemetry.logs())
 
 
 def test_an_application_structlog_configuration_is_kept(telemetry: InMemoryTelemetry) -> None:
@@ -253,7 +253,7 @@ def test_an_application_structlog_configuration_is_kept(telemetry: InMemoryTelem
         structlog.get_logger().info("mine")
     finally:
         context.reset_request_id(token)
-    assert captured == [{"event": "mine", "request_id": "r", "service.name": "test"}]
+    assert [{"event": "mine", "request_id": "r", "service.name": "test"}] == captured
 
 
 def test_the_structlog_instrumentation_does_not_export_events_twice(
@@ -270,7 +270,7 @@ def test_the_structlog_instrumentation_does_not_export_events_twice(
     finally:
         instrumentor.uninstrument()
     assert ours
-    assert [r.log_record.body for r in telemetry.logs()].count("once") == 1
+    assert 1 == [r.log_record.body for r in telemetry.logs()].count("once")
 
 
 def test_structlog_instrumented_after_configure_still_exports_each_event_once(
@@ -287,7 +287,7 @@ def test_structlog_instrumented_after_configure_still_exports_each_event_once(
     finally:
         instrumentor.uninstrument()
     bodies = [r.log_record.body for r in telemetry.logs()]
-    assert (bodies.count("once"), bodies.count("stdlib once")) == (1, 1)
+    assert (1, 1) == (bodies.count("once"), bodies.count("stdlib once"))
 
 
 @pytest.mark.parametrize(
@@ -319,11 +319,11 @@ def test_exported_record_has_body_severity_trace_context_and_flat_attributes(
         record.severity_text,
         exported.instrumentation_scope.name,
     )
-    assert dict(record.attributes or {}) == {
+    assert {
         "score": 0.3,
         "metrics.psi.age": 0.2,
         "tags": ("a", "b"),
-    }
+    } == dict(record.attributes or {})
 
 
 @pytest.mark.parametrize(
@@ -359,10 +359,10 @@ def test_log_exception_records_the_otel_exception_attributes(
         else:
             logging.getLogger("lib").exception("error_occurred")
     attributes = dict(record_of(telemetry, "error_occurred").log_record.attributes or {})
-    assert (
+    assert ("otel_mlmon.exceptions.ConfigurationError", "bad value") == (
         attributes["exception.type"],
         attributes["exception.message"],
-    ) == ("otel_mlmon.exceptions.ConfigurationError", "bad value")
+    )
     assert "raise ConfigurationError" in attributes["exception.stacktrace"]
     assert "ConfigurationError: bad value" in lines(stream)[0]["exception"]
 
@@ -377,7 +377,7 @@ def test_correlation_fields_are_not_duplicated_as_attributes(
             logs.get_logger("app").info("e")
     finally:
         context.reset_request_id(token)
-    assert dict(record_of(telemetry, "e").log_record.attributes or {}) == {"request_id": "r-1"}
+    assert {"request_id": "r-1"} == dict(record_of(telemetry, "e").log_record.attributes or {})
 
 
 def test_flatten_attributes_documents_each_value_shape() -> None:
@@ -394,7 +394,7 @@ def test_flatten_attributes_documents_each_value_shape() -> None:
             "obj": Path("/x"),
         }
     )
-    assert flat == {
+    assert {
         "n": 0.5,
         "i": 2,
         "nested.a.b": 1,
@@ -403,14 +403,14 @@ def test_flatten_attributes_documents_each_value_shape() -> None:
         "mixed": '[1,"a"]',
         "array": "[1,2]",
         "obj": "/x",
-    }
+    } == flat
 
 
 def test_export_false_renders_without_exporting(telemetry: InMemoryTelemetry) -> None:
     out = io.StringIO()
     logs.configure_logging(logger_provider=telemetry.logger_provider, stream=out, export=False)
     logs.get_logger("app").info("local only")
-    assert ([line["event"] for line in lines(out)], telemetry.logs()) == (["local only"], ())
+    assert (["local only"], ()) == ([line["event"] for line in lines(out)], telemetry.logs())
 
 
 class _HungExporter(LogRecordExporter):
@@ -471,9 +471,9 @@ def test_a_full_queue_drops_with_a_counter_and_never_blocks(
     # Every line is still written; the SDK's "Queue full" warning (deduplicated by the SDK) is
     # rendered, never exported back into the queue it reports on.
     rendered = lines(out)
-    assert sum(1 for line in rendered if line["event"] == "e") == 500
-    assert [line["event"] for line in rendered if line["event"].startswith("Queue full")] == [
-        "Queue full, dropping Log."
+    assert 500 == sum(1 for line in rendered if line["event"] == "e")
+    assert ["Queue full, dropping Log."] == [
+        line["event"] for line in rendered if line["event"].startswith("Queue full")
     ]
 
 
@@ -496,7 +496,7 @@ def test_an_exporter_that_raises_never_reaches_the_caller() -> None:
     logs.get_logger("app").info("still logged")
     events = [line["event"] for line in lines(out)]
     # The SDK reports the failure through logging; that line is rendered, never re-exported.
-    assert events == ["Exception while exporting logs.", "still logged"]
+    assert ["Exception while exporting logs.", "still logged"] == events
     provider.shutdown()
 
 
@@ -524,13 +524,13 @@ def test_log_prediction_leaves_features_out_unless_opted_in(stream: io.StringIO)
     logs.log_prediction(1, confidence=0.9, features=[5.1, 3.5])
     logs.log_prediction(2, features=[5.1, 3.5], include_features=True)
     first, second = lines(stream)
-    assert (
+    assert ("prediction_made", 1, 0.9) == (
         first["event"],
         first["prediction"],
         first["ml.prediction.confidence"],
-    ) == ("prediction_made", 1, 0.9)
+    )
     assert "features" not in first
-    assert second["features"] == [5.1, 3.5]
+    assert [5.1, 3.5] == second["features"]
 
 
 def test_log_prediction_sampling_keeps_the_configured_fraction(
@@ -548,10 +548,10 @@ def test_log_prediction_sampling_keeps_the_configured_fraction(
     assert kept == len(lines(out))
     # Binomial(2000, 0.25): 500 +- 19.4; outside +- 6 sigma is a bug, not bad luck.
     assert 384 <= kept <= 616
-    assert (
+    assert (0, 5) == (
         sum(logs.log_prediction(1, sample_rate=0.0) for _ in range(5)),
         sum(logs.log_prediction(1, sample_rate=1.0) for _ in range(5)),
-    ) == (0, 5)
+    )
 
 
 def test_prediction_sampling_keeps_or_drops_a_whole_trace(telemetry: InMemoryTelemetry) -> None:
@@ -624,7 +624,7 @@ async def _fire(client: Any, path: str) -> dict[str, dict[str, Any]]:
     async def one(n: int) -> tuple[str, dict[str, Any]]:
         request_id = f"req-{n:04d}"
         response = await client.get(f"{path}/{n}", headers={"x-request-id": request_id})
-        assert response.status_code == 200
+        assert 200 == response.status_code
         return request_id, response.json()
 
     return dict(await asyncio.gather(*(one(n) for n in range(REQUESTS))))
@@ -639,17 +639,17 @@ def _assert_no_bleeding(
     # Each endpoint saw its own request ID, inside its own trace.
     assert {rid: rid for rid in answers} == {rid: a["request_id"] for rid, a in answers.items()}
     trace_of = {rid: a["trace_id"] for rid, a in answers.items()}
-    assert len(set(trace_of.values())) == REQUESTS
+    assert REQUESTS == len(set(trace_of.values()))
 
     # Each rendered line (structlog and stdlib) carries its own request's IDs.
     by_request: dict[str, list[dict[str, Any]]] = {}
     for line in lines(out):
         if line.get("logger") in APP_LOGGERS:
             by_request.setdefault(line["request_id"], []).append(line)
-    assert set(by_request) == set(answers)
+    assert set(answers) == set(by_request)
     for rid, request_lines in by_request.items():
-        assert len(request_lines) == lines_per_request
-        assert {line["trace_id"] for line in request_lines} == {trace_of[rid]}
+        assert lines_per_request == len(request_lines)
+        assert {trace_of[rid]} == {line["trace_id"] for line in request_lines}
         assert all(HEX16.match(line["span_id"]) for line in request_lines)
         assert {"lib"} == {line["logger"] for line in request_lines if "stdlib" in line["event"]}
 
@@ -663,10 +663,10 @@ def _assert_no_bleeding(
 
     # ... and the exported OTel log records carry the same IDs on the record itself.
     exported = [r for r in telemetry.logs() if r.instrumentation_scope.name in APP_LOGGERS]
-    assert len(exported) == REQUESTS * lines_per_request
+    assert REQUESTS * lines_per_request == len(exported)
     for record in exported:
         rid = (record.log_record.attributes or {})["request_id"]
-        assert format(record.log_record.trace_id or 0, "032x") == trace_of[str(rid)]
+        assert trace_of[str(rid)] == format(record.log_record.trace_id or 0, "032x")
 
 
 def test_200_concurrent_asyncio_requests_keep_their_own_ids(
@@ -734,4 +734,4 @@ def test_configure_routes_logging_through_its_logger_provider(
         (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     finally:
         telemetry.shutdown()
-    assert (line["event"], line["service.name"]) == ("after configure", "svc-from-configure")
+    assert ("after configure", "svc-from-configure") == (line["event"], line["service.name"])
