@@ -412,7 +412,20 @@ _our_processors: list[Processor] | None = None
 
 
 class _Handler(logging.StreamHandler[IO[str]]):
-    """The root handler configure_logging() installs; its type marks it as ours."""
+    """The root handler configure_logging() installs; its type marks it as ours.
+
+    Without an explicit stream it writes to whatever ``sys.stdout`` is at the time of each
+    record, so a later redirection (a test runner's capture, a daemon's log file) is followed.
+    """
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        super().__init__(stream if stream is not None else sys.stdout)
+        self._follow_stdout = stream is None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._follow_stdout:
+            self.stream = sys.stdout
+        super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         # A line that cannot be rendered or written is dropped and counted, never raised.
@@ -500,8 +513,7 @@ def configure_logging(
     number = _level_number(level)
     if not 0.0 <= sample_predictions <= 1.0:
         raise ConfigurationError(f"sample_predictions must be in [0, 1], not {sample_predictions}")
-    out = stream if stream is not None else sys.stdout
-    render = _renderer(renderer, out)
+    render = _renderer(renderer, stream if stream is not None else sys.stdout)
     provider = logger_provider if logger_provider is not None else logs_api.get_logger_provider()
 
     shared: list[Processor] = [
@@ -531,7 +543,7 @@ def configure_logging(
         for old in [h for h in root.handlers if isinstance(h, _Handler)]:
             root.removeHandler(old)
             old.close()
-        handler = _Handler(out)
+        handler = _Handler(stream)
         handler.setFormatter(formatter)
         handler.setLevel(number)
         root.addHandler(handler)

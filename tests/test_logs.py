@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -714,6 +715,16 @@ def test_200_concurrent_threaded_requests_over_a_real_server_keep_their_own_ids(
         server.should_exit = True
         thread.join(10)
     _assert_no_bleeding(telemetry, stream, answers, lines_per_request=3)
+
+
+def test_default_stream_follows_sys_stdout(
+    telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs.configure_logging(logger_provider=telemetry.logger_provider)
+    redirected = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", redirected)
+    logs.get_logger("app").info("to the new stdout")
+    assert ["to the new stdout"] == [line["event"] for line in lines(redirected)]
 
 
 def test_configure_routes_logging_through_its_logger_provider(
