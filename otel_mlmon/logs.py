@@ -592,11 +592,13 @@ def configure_logging(
         _our_processors = installed
 
 
-def get_logger(name: str | None = None, **initial_values: Any) -> Any:
-    """A structlog logger named ``name`` (the stdlib logger of that name underneath).
+def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named ``name`` (the standard-library logger of that name underneath),
+    bound to ``initial_values``.
 
-    Returns ``structlog.stdlib.BoundLogger`` once :func:`configure_logging` ran; typed ``Any``
-    because structlog's own ``get_logger`` is.
+    Typed as structlog's stdlib ``BoundLogger``, which it is once :func:`configure_logging`
+    configured structlog; with an application's own structlog configuration it is whatever
+    that configuration makes.
 
     .. versionadded:: 0.1.0
     """
