@@ -20,8 +20,9 @@ name, severity from the level, trace and span IDs on the record itself (from the
 context), the other fields as attributes with nested mappings flattened to dotted keys
 (:func:`flatten_attributes`), and ``exception.type`` / ``exception.message`` /
 ``exception.stacktrace`` for ``log.exception()``. The SDK's ``BatchLogRecordProcessor`` that
-:func:`otel_mlmon.configure` installs queues it; a full queue drops the record and counts it in
-``otel.sdk.processor.log.processed{error.type=queue_full}``, never blocking the caller.
+:func:`otel_mlmon.configure` installs queues it; a full queue drops the record, never blocking
+the caller, and the SDK counts the drop in ``otel.sdk.processor.log.processed``
+(``error.type=queue_full``) when ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``.
 
 The module is ``logs``, not ``logging``, so that it never shadows the standard library.
 """
