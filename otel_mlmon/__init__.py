@@ -15,6 +15,7 @@ Only the names in ``__all__`` are public; every other module and name may change
 """
 
 from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.logs import configure_logging, get_logger
 from otel_mlmon.monitor import ModelMonitor, Prediction
 from otel_mlmon.sdk import Telemetry, configure, default_views
 from otel_mlmon.version import __version__
@@ -26,5 +27,7 @@ __all__ = [
     "Telemetry",
     "__version__",
     "configure",
+    "configure_logging",
     "default_views",
+    "get_logger",
 ]

@@ -432,13 +432,12 @@ def configure(
 
 
 def _configure_logs(telemetry: Telemetry) -> None:
-    """Route structlog and standard logging through otel-mlmon's processors and the
-    LoggerProvider; a no-op until the logging integration is installed."""
-    try:
-        from otel_mlmon import logs as _logs  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    _logs.configure_logging(logger_provider=telemetry.logger_provider)
+    """Route structlog and standard logging through otel-mlmon's processors, rendered as JSON
+    on stdout, and exported through the LoggerProvider when it has somewhere to send them."""
+    from otel_mlmon import logs as _logs
+
+    exported = not telemetry.actions.get("logs", "").endswith(": none")
+    _logs.configure_logging(logger_provider=telemetry.logger_provider, export=exported)
 
 
 def _build(
