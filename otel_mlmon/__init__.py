@@ -15,6 +15,7 @@ Only the names in ``__all__`` are public; every other module and name may change
 """
 
 from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.instrumentation import instrument_fastapi, instrument_flask
 from otel_mlmon.monitor import ModelMonitor, Prediction
 from otel_mlmon.sdk import Telemetry, configure
 from otel_mlmon.version import __version__
@@ -26,4 +27,6 @@ __all__ = [
     "Telemetry",
     "__version__",
     "configure",
+    "instrument_fastapi",
+    "instrument_flask",
 ]
