@@ -31,8 +31,9 @@ def main() -> None:
     monitor = otel_mlmon.ModelMonitor(
         "iris", version="1.0.0", task="classification", classes=[0, 1, 2]
     )
-    monitor.model_loaded(framework="sklearn", metrics={"train_accuracy": model.score(
-        data.data, data.target)})
+    monitor.model_loaded(
+        framework="sklearn", metrics={"train_accuracy": model.score(data.data, data.target)}
+    )
     if telemetry.prometheus_address:
         host, port = telemetry.prometheus_address
         print(f"metrics: curl http://{host}:{port}/metrics", flush=True)

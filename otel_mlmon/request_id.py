@@ -31,7 +31,7 @@ HEADER: Final = "X-Request-ID"
 #: Longest incoming ID honoured; a longer one is replaced.
 MAX_LENGTH: Final = 128
 
-_WELL_FORMED: Final = re.compile(r"[A-Za-z0-9._:\-]{1,%d}" % MAX_LENGTH)
+_WELL_FORMED: Final = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_LENGTH}}}")
 
 
 def new_request_id() -> str:

@@ -85,9 +85,7 @@ class MLRequestMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER
-                ]
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
                 headers.append(header)
                 message = {**message, "headers": headers}
             await send(message)

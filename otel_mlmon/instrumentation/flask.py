@@ -80,9 +80,7 @@ def _wrap_wsgi(
             _layer.internal_error("Flask request layer", exc)
             return wsgi_app(environ, start_response)
 
-        def start_response_with_id(
-            status: str, headers: list[tuple[str, str]], *args: Any
-        ) -> Any:
+        def start_response_with_id(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
             headers = [(k, v) for k, v in headers if k.lower() != _HEADER_LOWER]
             headers.append(header)
             return start_response(status, headers, *args)
@@ -173,13 +171,13 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         state = _layer.AppState(monitor)
         if not getattr(app, "_is_instrumented_by_opentelemetry", False):
             _prefer_stable_http_conventions()
-            FlaskInstrumentor.instrument_app(
+            FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
                 app, tracer_provider=tracer_provider, meter_provider=meter_provider
             )
             state.undo.append(("contrib", None))
         wrapper = _wrap_wsgi(app.wsgi_app, monitor)
         state.undo.append(("wsgi", (wrapper, app.wsgi_app)))
-        app.wsgi_app = wrapper  # type: ignore[method-assign]
+        app.wsgi_app = wrapper  # type: ignore[method-assign, assignment]
         # Registered after the contrib hooks: runs once its server span is current, and its
         # teardown runs before the contrib teardown ends that span.
         app.before_request(_before_request)
@@ -204,7 +202,7 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 if app.wsgi_app is wrapper:
                     app.wsgi_app = original  # type: ignore[method-assign]
             elif kind == "contrib":
-                FlaskInstrumentor.uninstrument_app(app)
+                FlaskInstrumentor.uninstrument_app(app)  # type: ignore[no-untyped-call]
         delattr(app, _layer.MARKER)
         _apps.discard(app)
         _layer.remove_predict_hook()
