@@ -80,8 +80,11 @@ def build_monitor(model: IrisModel, **providers: Any) -> otel_mlmon.ModelMonitor
     """The ``ModelMonitor`` of the service, with the training data as drift reference when
     this otel-mlmon version supports drift (``feature_names=`` and ``reference=``)."""
     drift: dict[str, Any] = {}
-    if "reference" in inspect.signature(otel_mlmon.ModelMonitor).parameters:
+    parameters = inspect.signature(otel_mlmon.ModelMonitor).parameters
+    if "reference" in parameters:
         drift = {"feature_names": list(FEATURE_NAMES), "reference": model.reference}
+        if "reference_predictions" in parameters:
+            drift["reference_predictions"] = model.estimator.predict(model.reference)
     monitor = otel_mlmon.ModelMonitor(
         MODEL_NAME,
         version=MODEL_VERSION,
