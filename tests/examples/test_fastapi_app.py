@@ -21,9 +21,7 @@ ROW = [5.1, 3.5, 1.4, 0.2]  # an iris setosa from the data set
 
 
 @pytest.fixture
-def client(
-    fastapi_example: ModuleType, telemetry: InMemoryTelemetry
-) -> Iterator[TestClient]:
+def client(fastapi_example: ModuleType, telemetry: InMemoryTelemetry) -> Iterator[TestClient]:
     app = fastapi_example.create_app(telemetry=dict(telemetry.providers))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
@@ -123,7 +121,8 @@ def test_documented_command_serves_predictions_and_metrics(
     )  # fmt: skip
     base = f"http://127.0.0.1:{free_port}"
     wait_healthy(base, process)
-    response = httpx.post(f"{base}/predict", json={"features": ROW}, headers={"X-Request-ID": "cmd"})
+    headers = {"X-Request-ID": "cmd"}
+    response = httpx.post(f"{base}/predict", json={"features": ROW}, headers=headers)
     process.send_signal(signal.SIGINT)
     stdout, _ = process.communicate(timeout=30)
 

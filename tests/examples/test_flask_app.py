@@ -117,7 +117,8 @@ def test_documented_gunicorn_command_serves_telemetry_from_the_worker(
     )  # fmt: skip
     base = f"http://127.0.0.1:{free_port}"
     wait_healthy(base, process)
-    response = httpx.post(f"{base}/predict", json={"features": ROW}, headers={"X-Request-ID": "g-1"})
+    headers = {"X-Request-ID": "g-1"}
+    response = httpx.post(f"{base}/predict", json={"features": ROW}, headers=headers)
     scraped = parse_samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=30)
