@@ -42,6 +42,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 import otel_mlmon
+from otel_mlmon.instrumentation import instrument_fastapi
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -111,6 +112,15 @@ def part_one() -> list[Variant]:
             {"tracer_provider": tracer_provider, "meter_provider": meter_provider, **extra}
         )
         variants.append(Variant(name, app, exporter, "GET", "/", b""))
+    tracer_provider, meter_provider, exporter = providers()
+    app = trivial_app(
+        {"tracer_provider": tracer_provider, "meter_provider": meter_provider,
+         "operation_spans": False}
+    )  # fmt: skip
+    instrument_fastapi(app)
+    variants.append(
+        Variant("native, operation_spans=False + otel-mlmon layer", app, exporter, "GET", "/", b"")
+    )
     tracer_provider, meter_provider, exporter = providers()
     app = trivial_app({})
     FastAPIInstrumentor.instrument_app(
