@@ -51,11 +51,15 @@ StartResponse = Callable[..., Any]
 def _prefer_stable_http_conventions() -> None:
     if os.environ.get(_SEMCONV_OPT_IN):
         return
-    from opentelemetry.instrumentation._semconv import (
-        _OpenTelemetrySemanticConventionStability as Stability,
-    )
+    try:  # private to the contrib package: tolerate it moving
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetrySemanticConventionStability as Stability,
+        )
 
-    if Stability._initialized:
+        already_chosen = bool(getattr(Stability, "_initialized", False))
+    except ImportError:
+        already_chosen = False
+    if already_chosen:
         warn_once(
             "flask-semconv",
             "otel-mlmon: the HTTP semantic conventions were chosen before Flask was "
