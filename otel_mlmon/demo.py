@@ -228,9 +228,12 @@ def summarize(samples: Iterable[Sample]) -> Summary:
 
 
 def _severity(row: DriftRow) -> float:
-    if row.threshold is None or row.threshold == 0:
+    """How far past its threshold a drifting score is, or how close a quiet one comes, as a
+    ratio >= 1 or <= 1; p-values (drift below the threshold) and distances (above) alike."""
+    if row.threshold is None or row.threshold <= 0 or row.score <= 0:
         return row.score
-    return row.score / row.threshold
+    ratio = row.score / row.threshold
+    return max(ratio, 1 / ratio) if row.drifting else min(ratio, 1 / ratio)
 
 
 # --- traffic ---------------------------------------------------------------------------------
