@@ -15,6 +15,7 @@ Only the names in ``__all__`` are public; every other module and name may change
 """
 
 from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.instrumentation import instrument_fastapi, instrument_flask
 from otel_mlmon.logs import configure_logging, get_logger
 from otel_mlmon.monitor import ModelMonitor, Prediction
 from otel_mlmon.sdk import Telemetry, configure, default_views
@@ -30,4 +31,6 @@ __all__ = [
     "configure_logging",
     "default_views",
     "get_logger",
+    "instrument_fastapi",
+    "instrument_flask",
 ]

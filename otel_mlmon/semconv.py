@@ -43,6 +43,8 @@ ML_FEATURE_NAME: Final = "ml.feature.name"
 ML_DRIFT_METHOD: Final = "ml.drift.method"
 ML_DRIFT_STATE: Final = "ml.drift.state"
 ML_GPU_INDEX: Final = "ml.gpu.index"
+#: The request's ID (``X-Request-ID``) on the HTTP server span; never a metric attribute.
+ML_REQUEST_ID: Final = "ml.request.id"
 
 # Reused from the OpenTelemetry semantic conventions.
 ERROR_TYPE: Final = "error.type"
@@ -273,6 +275,8 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
     AttributeSpec(ML_DRIFT_METHOD, "the registered drift methods", "Drift statistic."),
     AttributeSpec(ML_DRIFT_STATE, "`drift`, `no_drift`", "State a drift transition went into."),
     AttributeSpec(ML_GPU_INDEX, "NVML device index", "Index of the GPU on this host."),
+    AttributeSpec(ML_REQUEST_ID, "1-128 of `A-Z a-z 0-9 . _ : -` (server spans only)",
+                  "X-Request-ID of the request, as received when well formed, else generated."),
     AttributeSpec(ERROR_TYPE, "exception class, fully qualified", "OTel `error.type`."),
     AttributeSpec(HW_ID, "GPU UUID", "OTel `hw.id`."),
     AttributeSpec(HW_NAME, "GPU product name", "OTel `hw.name`."),

@@ -1,0 +1,130 @@
+"""examples/fastapi_app.py: the service's behaviour and telemetry, and its documented command."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry.trace import SpanKind
+
+from otel_mlmon import semconv
+from otel_mlmon.instrumentation import uninstrument_fastapi
+from otel_mlmon.testing import InMemoryTelemetry
+
+ROW = [5.1, 3.5, 1.4, 0.2]  # an iris setosa from the data set
+
+
+@pytest.fixture
+def client(fastapi_example: ModuleType, telemetry: InMemoryTelemetry) -> Iterator[TestClient]:
+    app = fastapi_example.create_app(telemetry=dict(telemetry.providers))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+    uninstrument_fastapi(app)
+
+
+def post_raw(client: TestClient, body: str) -> Any:
+    return client.post("/predict", content=body, headers={"content-type": "application/json"})
+
+
+def test_single_prediction_is_one_server_span_with_the_predict_span_below(
+    client: TestClient, telemetry: InMemoryTelemetry
+) -> None:
+    response = client.post("/predict", json={"features": ROW})
+
+    body = response.json()
+    assert (response.status_code, body["prediction"]) == (200, 0)
+    assert 0 < body["confidence"] <= 1
+    server, predict = sorted(telemetry.spans(), key=lambda s: s.kind != SpanKind.SERVER)
+    assert predict.parent is not None and predict.parent.span_id == server.context.span_id
+    assert (server.attributes or {})[semconv.ML_PREDICTION_ID] == body["prediction_id"]
+    assert (server.attributes or {})[semconv.ML_REQUEST_ID] == body["request_id"]
+    assert (predict.attributes or {})[semconv.ML_PREDICTION_CLASS] == "0"
+
+
+def test_batch_prediction_counts_every_row(
+    client: TestClient, telemetry: InMemoryTelemetry, fastapi_example: ModuleType
+) -> None:
+    rows = fastapi_example.IrisModel().reference[[0, 60, 120]].tolist()
+
+    body = client.post("/predict", json={"features": rows}).json()
+
+    assert body["predictions"] == [0, 1, 2]
+    counted = {
+        telemetry.attributes_of(p)[semconv.ML_PREDICTION_CLASS]: p.value
+        for p in telemetry.metric_points(semconv.ML_MODEL_PREDICTIONS)
+    }
+    assert counted == {"0": 1, "1": 1, "2": 1}
+    (batch,) = telemetry.metric_points(semconv.ML_MODEL_BATCH_SIZE)
+    assert batch.sum == 3
+
+
+def test_feedback_joins_the_label_and_feeds_accuracy(
+    client: TestClient, telemetry: InMemoryTelemetry
+) -> None:
+    right = client.post("/predict", json={"features": ROW}).json()["prediction_id"]
+    wrong = client.post("/predict", json={"features": ROW}).json()["prediction_id"]
+
+    statuses = [
+        client.post("/feedback", json={"prediction_id": right, "label": 0}).status_code,
+        client.post("/feedback", json={"prediction_id": wrong, "label": 2}).status_code,
+    ]
+
+    assert statuses == [202, 202]
+    (accuracy,) = telemetry.metric_points(semconv.ML_MODEL_ACCURACY)
+    assert accuracy.value == 0.5
+
+
+@pytest.mark.parametrize(
+    "body", ['{"features": [1, 2]}', '{"features": []}', '{"features": "x"}', "not json"]
+)
+def test_malformed_input_is_422_without_a_predict_span(
+    client: TestClient, telemetry: InMemoryTelemetry, body: str
+) -> None:
+    response = post_raw(client, body)
+
+    assert response.status_code == 422
+    assert [s.kind for s in telemetry.spans()] == [SpanKind.SERVER]
+
+
+def test_model_error_is_500_with_error_type(
+    client: TestClient, telemetry: InMemoryTelemetry
+) -> None:
+    response = post_raw(client, '{"features": [NaN, 3.5, 1.4, 0.2]}')
+
+    assert response.status_code == 500
+    server = next(s for s in telemetry.spans() if s.kind == SpanKind.SERVER)
+    assert (server.attributes or {})["error.type"] == "ValueError"
+    (errors,) = telemetry.metric_points(semconv.ML_MODEL_ERRORS)
+    assert telemetry.attributes_of(errors)["error.type"] == "ValueError"
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok", "model": "iris", "version": "1.0.0"}
+
+
+def test_documented_command_serves_predictions_and_metrics(
+    run_command: Callable[..., subprocess.Popen[str]],
+    free_port: int,
+    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
+) -> None:
+    import httpx
+
+    process = run_command(
+        [sys.executable, "examples/fastapi_app.py", "--port", str(free_port),
+         "--prometheus-port", "0"]
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{free_port}"
+    wait_healthy(base, process)
+    headers = {"X-Request-ID": "cmd"}
+    response = httpx.post(f"{base}/predict", json={"features": ROW}, headers=headers)
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=30)
+
+    assert (response.status_code, response.headers["x-request-id"]) == (200, "cmd")
+    assert "metrics: http://" in stdout

@@ -1,0 +1,137 @@
+"""examples/flask_app.py: behaviour and telemetry, on Flask's server and under gunicorn."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+from flask.testing import FlaskClient
+from opentelemetry.trace import SpanKind
+
+from otel_mlmon import semconv
+from otel_mlmon.demo import parse_samples
+from otel_mlmon.instrumentation import uninstrument_flask
+from otel_mlmon.testing import InMemoryTelemetry
+
+ROW = [6.7, 3.0, 5.2, 2.3]  # an iris virginica from the data set
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+@pytest.fixture
+def client(flask_example: ModuleType, telemetry: InMemoryTelemetry) -> Iterator[FlaskClient]:
+    app = flask_example.create_app(**telemetry.providers)
+    yield app.test_client()
+    uninstrument_flask(app)
+
+
+def test_prediction_is_one_server_span_with_the_predict_span_below(
+    client: FlaskClient, telemetry: InMemoryTelemetry
+) -> None:
+    response = client.post("/predict", json={"features": ROW}, headers={"X-Request-ID": "fl-1"})
+
+    assert response.json is not None
+    assert (response.status_code, response.json["prediction"]) == (200, 2)
+    assert response.headers["X-Request-ID"] == "fl-1"
+    server, predict = sorted(telemetry.spans(), key=lambda s: s.kind != SpanKind.SERVER)
+    assert predict.parent is not None and predict.parent.span_id == server.context.span_id
+    assert (server.attributes or {})[semconv.ML_MODEL_NAME] == "iris"
+    (duration,) = telemetry.metric_points("http.server.request.duration")
+    assert telemetry.attributes_of(duration)["http.route"] == "/predict"
+
+
+def test_batch_and_feedback(client: FlaskClient, telemetry: InMemoryTelemetry) -> None:
+    body = client.post("/predict", json={"features": [ROW, ROW]}).json
+    assert body is not None
+    status = client.post(
+        "/feedback", json={"prediction_id": body["prediction_id"], "label": [2, 1]}
+    ).status_code
+
+    assert (body["predictions"], status) == ([2, 2], 202)
+    (accuracy,) = telemetry.metric_points(semconv.ML_MODEL_ACCURACY)
+    assert accuracy.value == 0.5
+
+
+@pytest.mark.parametrize("body", [{"features": [1, 2]}, {"features": [[1, 2, 3, True]]}, {}])
+def test_malformed_input_is_422_without_a_predict_span(
+    client: FlaskClient, telemetry: InMemoryTelemetry, body: object
+) -> None:
+    response = client.post("/predict", json=body)
+
+    assert response.status_code == 422
+    assert [s.kind for s in telemetry.spans()] == [SpanKind.SERVER]
+
+
+def test_model_error_is_500_with_error_type(
+    client: FlaskClient, telemetry: InMemoryTelemetry
+) -> None:
+    response = client.post(
+        "/predict", data='{"features": [NaN, 3, 5, 2]}', content_type="application/json"
+    )
+
+    assert response.status_code == 500
+    server = next(s for s in telemetry.spans() if s.kind == SpanKind.SERVER)
+    assert (server.attributes or {})["error.type"] == "ValueError"
+
+
+def test_documented_dev_server_command(
+    run_command: Callable[..., subprocess.Popen[str]],
+    free_port: int,
+    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
+) -> None:
+    process = run_command(
+        [sys.executable, "examples/flask_app.py", "--port", str(free_port)],
+        OTEL_EXPORTER_PROMETHEUS_PORT="0",
+    )
+    base = f"http://127.0.0.1:{free_port}"
+    wait_healthy(base, process)
+    response = httpx.post(f"{base}/predict", json={"features": ROW})
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == response.json()["request_id"]
+
+
+@pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn not installed")
+def test_documented_gunicorn_command_serves_telemetry_from_the_worker(
+    run_command: Callable[..., subprocess.Popen[str]],
+    free_port: int,
+    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    process = run_command(
+        [str(GUNICORN), "-w", "1", "-b", f"127.0.0.1:{free_port}", "--chdir", "examples",
+         "flask_app:create_app()"],
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        OTEL_MLMON_CONSOLE_SPANS="true",
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{free_port}"
+    wait_healthy(base, process)
+    headers = {"X-Request-ID": "g-1"}
+    response = httpx.post(f"{base}/predict", json={"features": ROW}, headers=headers)
+    scraped = parse_samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert (response.status_code, response.headers["x-request-id"]) == (200, "g-1")
+    routes = {
+        labels.get("http_route")
+        for name, labels, _ in scraped
+        if name == "http_server_request_duration_seconds_count"
+    }
+    assert "/predict" in routes
+    assert any(name == "ml_model_predictions_total" for name, _, _ in scraped)
+    # The worker flushed its spans at exit: the server span and the predict span below it.
+    assert '"name": "POST /predict"' in stdout, stderr
+    assert '"name": "predict iris"' in stdout
+    assert '"ml.request.id": "g-1"' in stdout

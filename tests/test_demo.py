@@ -1,0 +1,182 @@
+"""``otel-mlmon demo``: a real run in a subprocess, Ctrl-C, and the summary arithmetic."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from otel_mlmon.demo import (
+    EXAMPLE,
+    DriftRow,
+    LiveView,
+    Summary,
+    Traffic,
+    add_arguments,
+    histogram_quantile,
+    parse_samples,
+    render,
+    summarize,
+)
+
+pytestmark = pytest.mark.skipif(not EXAMPLE.exists(), reason="needs the source checkout")
+
+
+def start_demo(*args: str) -> subprocess.Popen[str]:
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "otel_mlmon.demo", "--prometheus-port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> re.Match[str]:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    raise AssertionError(f"{pattern!r} not printed; got {''.join(seen)}")
+
+
+def test_demo_serves_metrics_while_it_runs_and_ends_flushed() -> None:
+    process = start_demo("--duration", "6", "--rate", "40", "--refresh", "1", "--seed", "3")
+    try:
+        url = read_until(process, r"prometheus\s+(http://\S+/metrics)").group(1)
+        read_until(process, r"Ctrl-C to stop")
+        time.sleep(2.5)
+        scraped = {name for name, _, _ in parse_samples(httpx.get(url, timeout=5).text)}
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0, stderr
+    assert {"ml_model_predictions_total", "http_server_request_duration_seconds_count"} <= scraped
+    final = stdout.split("otel-mlmon demo")[-1]
+    requests = int(re.search(r"requests\s+(\d+)", final).group(1))  # type: ignore[union-attr]
+    assert requests > 0
+    assert re.search(r"accuracy\s+\d\.\d{3}", final)
+    assert re.search(r"last trace\s+[0-9a-f]{32}", final)
+    assert "DRIFT INJECTED" in final  # 40 % of 6 s: the drift started
+    assert "telemetry flushed" in stdout
+
+
+def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
+    process = start_demo("--duration", "0", "--rate", "20", "--no-drift")
+    try:
+        read_until(process, r"Ctrl-C to stop")
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0, stderr
+    assert "telemetry flushed" in stdout
+    assert "DRIFT INJECTED" not in stdout
+    assert "Traceback" not in stderr
+
+
+def test_arguments_of_the_subcommand() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    args = parser.parse_args(
+        ["--duration", "5", "--rate", "7", "--otlp-endpoint", "http://c:4318", "--no-drift"]
+    )
+
+    assert (args.duration, args.rate, args.otlp_endpoint, args.no_drift) == (
+        5.0,
+        7.0,
+        "http://c:4318",
+        True,
+    )
+
+
+def test_histogram_quantile_interpolates_inside_the_bucket() -> None:
+    # 10 observations in (0, 1], 10 in (1, 2]: the median is the top of the first bucket,
+    # the 75th percentile half-way through the second.
+    buckets = {1.0: 10.0, 2.0: 20.0, float("inf"): 20.0}
+
+    assert (histogram_quantile(0.5, buckets), histogram_quantile(0.75, buckets)) == (1.0, 1.5)
+    assert histogram_quantile(0.5, {float("inf"): 0.0}) is None
+
+
+def test_summarize_counts_statuses_and_orders_drifting_features_first() -> None:
+    text = "\n".join(
+        [
+            "# TYPE http_server_request_duration_seconds histogram",
+            'http_server_request_duration_seconds_bucket{http_route="/predict",'
+            'http_response_status_code="200",le="0.01"} 8',
+            'http_server_request_duration_seconds_bucket{http_route="/predict",'
+            'http_response_status_code="200",le="+Inf"} 8',
+            'http_server_request_duration_seconds_count{http_route="/predict",'
+            'http_response_status_code="200"} 8',
+            'http_server_request_duration_seconds_sum{http_route="/predict",'
+            'http_response_status_code="200"} 0.04',
+            'http_server_request_duration_seconds_count{http_route="/predict",'
+            'http_response_status_code="500"} 2',
+            'http_server_request_duration_seconds_sum{http_route="/predict",'
+            'http_response_status_code="500"} 0.01',
+            "# TYPE ml_drift_score gauge",
+            'ml_drift_score{ml_feature_name="a",ml_drift_method="psi"} 0.05',
+            'ml_drift_score{ml_feature_name="b",ml_drift_method="psi"} 0.4',
+            "# TYPE ml_drift_detected gauge",
+            'ml_drift_detected{ml_feature_name="a",ml_drift_method="psi"} 0',
+            'ml_drift_detected{ml_feature_name="b",ml_drift_method="psi"} 1',
+            "# TYPE ml_drift_threshold gauge",
+            'ml_drift_threshold{ml_drift_method="psi"} 0.2',
+        ]
+    )
+
+    summary = summarize(parse_samples(text + "\n"))
+
+    assert (summary.requests, summary.server_errors, summary.error_rate) == (10, 2, 0.2)
+    assert [(r.feature, r.drifting) for r in summary.drift] == [("b", True), ("a", False)]
+    assert summary.http_p50 == pytest.approx(0.005)
+
+
+def test_live_view_rewrites_in_place_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    view = LiveView(stream)
+    summary = Summary(drift=[DriftRow("petal_length", "psi", 0.9, 0.2, True)], drift_available=True)
+    lines = render(
+        summary,
+        Traffic(last_trace_id="ab" * 16),
+        elapsed=1.0,
+        duration=10.0,
+        service_url="http://s",
+        metrics_url="http://m/metrics",
+        otlp_endpoint=None,
+    )
+    view.show(lines)
+    view.show(lines)
+
+    assert stream.getvalue().count(f"\x1b[{len(lines)}F\x1b[J") == 1
+    assert any("petal_length" in line and "DRIFT" in line for line in lines)
