@@ -10,8 +10,8 @@ wrong (accuracy below 0.8).
 
     python tests/e2e/traffic.py --otlp-endpoint http://127.0.0.1:4318 --requests 60
 
-Prints one JSON object on stdout: the service and model names and the trace IDs the test looks
-up (one successful request, one failed request).
+Prints one JSON object on stdout: the service and model names, the trace IDs the test looks up
+(one successful request, one failed request), and how many rows were predicted and calls failed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ MODEL_VERSION = "1.0.0"
 CLASSES = ("setosa", "versicolor", "virginica")
 #: Seconds a slow call sleeps: above the p99 latency alert's threshold (0.5 s).
 SLOW_SECONDS = 0.6
+#: Seconds between two requests.
+PAUSE_SECONDS = 0.1
 
 
 class ModelOverloaded(RuntimeError):
@@ -63,9 +65,9 @@ def run(otlp_endpoint: str, requests: int) -> dict[str, object]:
         "model_version": MODEL_VERSION,
         "error_type": f"{__name__}.{ModelOverloaded.__qualname__}",
     }
+    rows = errors = 0
     for i in range(requests):
         predicted = CLASSES[i % len(CLASSES)]
-        failing = i % 5 == 4
         with tracer.start_as_current_span(
             "POST /predict",
             kind=SpanKind.SERVER,
@@ -81,18 +83,31 @@ def run(otlp_endpoint: str, requests: int) -> dict[str, object]:
                     )
                     if i % 20 == 1:
                         time.sleep(SLOW_SECONDS)
-                    if failing:
+                    if i % 5 == 4:
                         raise ModelOverloaded("model overloaded")
-                    p.record(predicted, 0.55 + 0.4 * (i % 3) / 2)
+                    if i % 10 == 3:  # a batch of three rows
+                        batch = [predicted, *CLASSES[:2]]
+                        p.record(batch, [0.9, 0.8, 0.7])
+                        rows += len(batch)
+                    elif i == 7:  # a confidence outside [0, 1]: counted as rejected
+                        p.record(predicted, 1.5)
+                        rows += 1
+                    else:
+                        p.record(predicted, 0.55 + 0.2 * (i % 3))
+                        rows += 1
             except ModelOverloaded:
                 server_span.set_status(Status(StatusCode.ERROR))
+                errors += 1
                 result.setdefault("error_trace_id", _trace_id())
                 continue
             result.setdefault("ok_trace_id", _trace_id())
             result.setdefault("ok_class", predicted)
-        # Half of the delayed labels disagree with the prediction: accuracy 0.5.
+        # Half of the delayed labels disagree with the prediction: accuracy about 0.5.
         truth = predicted if i % 2 == 0 else CLASSES[(i + 1) % len(CLASSES)]
-        monitor.record_label(p.id, truth)
+        monitor.record_label(p.id, [truth] * 3 if i % 10 == 3 else truth)
+        # Spread the calls over several metric exports, so Prometheus sees counters rise.
+        time.sleep(PAUSE_SECONDS)
+    result.update(predictions=rows, errors=errors, calls=requests)
     # Two metric intervals, so the gauges computed at collection time are exported too.
     time.sleep(2.5)
     telemetry.force_flush()
