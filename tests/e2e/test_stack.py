@@ -198,6 +198,18 @@ def test_series_arrive_under_the_names_derived_from_semconv(
     assert arrived >= PROCESS_METRIC_NAMES
 
 
+def test_prometheus_scrapes_the_exporter_and_the_collectors_own_metrics(
+    stack: Stack, traffic: dict[str, Any]
+) -> None:
+    result = stack.promql("up")
+    assert {item["metric"]["job"]: float(item["value"][1]) for item in result} == {
+        "otel-collector": 1.0,
+        "otel-collector-self": 1.0,
+    }
+    # The collector's own counters carry no _total suffix in this release.
+    assert stack.promql_has_data('otelcol_receiver_accepted_log_records{receiver="otlp"}')
+
+
 # --- logs --------------------------------------------------------------------------------------
 
 
