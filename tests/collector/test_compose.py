@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from stack_files import COMPOSE, REPO, load_yaml
+from stack_files import COMPOSE, LOKI_CONFIG, REPO, load_yaml
 
 
 def _schema_path() -> Path:
@@ -78,3 +78,11 @@ def test_example_service_is_optional_and_exports_to_the_collector() -> None:
     example = _services()["fastapi-example"]
     assert example["profiles"] == ["example"]
     assert example["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+
+
+def test_loki_accepts_otlp_logs_with_structured_metadata() -> None:
+    loki = load_yaml(LOKI_CONFIG)
+    schema = loki["schema_config"]["configs"][-1]
+    # Structured metadata (trace_id, span_id, attributes) needs the TSDB store and schema v13.
+    assert (schema["store"], schema["schema"]) == ("tsdb", "v13")
+    assert loki["limits_config"]["allow_structured_metadata"] is True

@@ -77,6 +77,11 @@ def test_rules_read_only_metrics_and_labels_the_sdk_emits() -> None:
     assert unknown == {}
 
 
+def test_promtool_accepts_the_prometheus_config(promtool: str) -> None:
+    result = run(promtool, "check", "config", str(PROMETHEUS_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_prometheus_config_loads_the_rules_and_keeps_the_exporters_job_labels() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
     exporter_job = next(
