@@ -1,0 +1,181 @@
+"""The files of the bundled stack, and what the tests derive from them: the Prometheus names the
+collector gives otel-mlmon's metrics, and the PromQL of the dashboard and the alert rules.
+
+Shared by the static checks in this folder and by the end-to-end test in ``tests/e2e``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from otel_mlmon import semconv
+
+REPO: Final = Path(__file__).resolve().parents[2]
+COLLECTOR: Final = REPO / "collector"
+OTELCOL_CONFIG: Final = COLLECTOR / "otelcol-config.yaml"
+OTELCOL_DEBUG_OVERLAY: Final = COLLECTOR / "otelcol-debug.yaml"
+OTELCOL_MODULE: Final = COLLECTOR / "otelcol-mlmon"
+PROMETHEUS_CONFIG: Final = COLLECTOR / "prometheus" / "prometheus.yml"
+RULES: Final = COLLECTOR / "prometheus" / "rules" / "otel-mlmon-alerts.yml"
+RULES_TEST: Final = COLLECTOR / "prometheus" / "rules" / "otel-mlmon-alerts.test.yml"
+ALERTMANAGER_CONFIG: Final = COLLECTOR / "alertmanager" / "alertmanager.yml"
+DATASOURCES: Final = COLLECTOR / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+DASHBOARD_PROVIDER: Final = COLLECTOR / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+DASHBOARD: Final = COLLECTOR / "grafana" / "dashboards" / "otel-mlmon.json"
+LOKI_CONFIG: Final = COLLECTOR / "loki" / "loki.yml"
+COMPOSE: Final = REPO / "docker-compose.yml"
+BUILD_SCRIPT: Final = COLLECTOR / "build.sh"
+
+
+def cache_bin() -> Path:
+    """Where collector/build.sh puts the binaries of the end-to-end test."""
+    root = os.environ.get("OTEL_MLMON_CACHE") or str(Path.home() / ".cache" / "otel-mlmon")
+    return Path(root) / "bin"
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+# --- Prometheus names ------------------------------------------------------------------------
+
+#: UCUM units the collector's prometheus exporter spells out as a name suffix
+#: (translation_strategy UnderscoreEscapingWithSuffixes); units in braces add nothing.
+_UNIT_SUFFIXES: Final = {"s": "seconds", "By": "bytes", "Cel": "celsius", "W": "watts"}
+
+#: The process.* gauges of opentelemetry-instrumentation-system-metrics as they arrive through
+#: the collector (checked against the real pipeline by the end-to-end test).
+PROCESS_METRIC_NAMES: Final = frozenset({
+    "process_cpu_utilization_ratio",
+    "process_memory_usage_bytes",
+    "process_memory_virtual_bytes",
+    "process_thread_count",
+    "process_open_file_descriptor_count",
+})  # fmt: skip
+
+
+def prometheus_name(spec: semconv.MetricSpec) -> str:
+    """The name the collector's prometheus exporter gives a metric of the conventions.
+
+    Dots become underscores; a unit becomes a suffix (``_seconds``, ``_bytes``, ...), unit
+    ``1`` becomes ``_ratio`` on gauges only; counters end in ``_total``. A histogram's series
+    add ``_bucket``, ``_sum`` and ``_count`` to this name.
+    """
+    name = spec.name.replace(".", "_")
+    suffix = _UNIT_SUFFIXES.get(spec.unit)
+    if spec.unit == "1" and spec.instrument == "ObservableGauge":
+        suffix = "ratio"
+    if suffix and not name.endswith(f"_{suffix}"):
+        name = f"{name}_{suffix}"
+    if spec.instrument == "Counter":
+        name += "_total"
+    return name
+
+
+def known_series_names() -> dict[str, str]:
+    """Every series name the SDK's metrics can produce, mapped to its metric's name."""
+    names: dict[str, str] = {}
+    for spec in semconv.METRICS:
+        base = prometheus_name(spec)
+        if spec.instrument == "Histogram":
+            for part in ("_bucket", "_sum", "_count"):
+                names[base + part] = spec.name
+        else:
+            names[base] = spec.name
+    for name in PROCESS_METRIC_NAMES:
+        names[name] = name.rsplit("_", 1)[0].replace("_", ".")
+    return names
+
+
+#: Labels every series of the collector path carries besides its metric's attributes: the
+#: resource attributes of resource_constant_labels (collector/otelcol-config.yaml), job and
+#: instance (service.name, service.instance.id), and the histogram bucket bound.
+RESOURCE_LABELS: Final = frozenset({
+    "service_name", "service_namespace", "service_version", "deployment_environment_name",
+    "job", "instance", "le",
+})  # fmt: skip
+
+_METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process)_[a-z0-9_]+)\b")
+_SELECTOR: Final = re.compile(r"\{([^{}]*)\}")
+_GROUPING: Final = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)")
+_MATCHER_LABEL: Final = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The otel-mlmon series names (``ml_*``, ``hw_*``, ``process_*``) a PromQL expression reads."""
+    bare = _GROUPING.sub("", _SELECTOR.sub("", expr))
+    return {match.group(1) for match in _METRIC_TOKEN.finditer(bare)}
+
+
+def label_names(expr: str) -> set[str]:
+    """The label names a PromQL expression matches on or groups by."""
+    labels: set[str] = set()
+    for selector in _SELECTOR.findall(expr):
+        labels.update(_MATCHER_LABEL.findall(selector))
+    for grouping in _GROUPING.findall(expr):
+        labels.update(part.strip() for part in grouping.split(",") if part.strip())
+    return labels
+
+
+def known_label_names() -> set[str]:
+    """Every label a series of the collector path can carry."""
+    return {spec.key.replace(".", "_") for spec in semconv.ATTRIBUTES} | set(RESOURCE_LABELS)
+
+
+# --- PromQL of the dashboard and the rules -----------------------------------------------------
+
+_LABEL_VALUES: Final = re.compile(r"^label_values\((?P<selector>.*),\s*[a-zA-Z_]+\)$")
+
+
+def dashboard_expressions(dashboard: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """``(where, expr)`` for every PromQL expression of the dashboard: panel targets and the
+    series selector of each ``label_values(...)`` template variable."""
+    if dashboard is None:
+        dashboard = json.loads(DASHBOARD.read_text())
+    found: list[tuple[str, str]] = []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        text = query.get("query") if isinstance(query, dict) else query
+        match = _LABEL_VALUES.match(text or "")
+        if match:
+            found.append((f"variable {variable['name']}", match.group("selector")))
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                found.append((f"panel {panel['title']!r} {target['refId']}", target["expr"]))
+            walk(panel.get("panels", []))
+
+    walk(dashboard.get("panels", []))
+    return found
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    """``(alert, expr)`` for every rule of the alerting rules file."""
+    rules = load_yaml(RULES)
+    return [
+        (rule.get("alert") or rule.get("record"), rule["expr"])
+        for group in rules["groups"]
+        for rule in group["rules"]
+    ]
+
+
+def substitute_grafana_variables(expr: str, variables: dict[str, str]) -> str:
+    """Replace Grafana's ``$name`` / ``${name}`` variables by the given regex values, and the
+    built-in interval variables by fixed windows."""
+    builtins = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+    values = {**builtins, **variables}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"unknown Grafana variable ${name} in {expr!r}")
+        return values[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
