@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := test,gpu,examples,bench,instruments-any
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint stack bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,23 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python -m otel_mlmon.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
+# The bundled stack's programs: promtool/amtool from Debian, and the collector, Jaeger and
+# VictoriaLogs built from Go modules into a cache outside the repo (docs/stack.md).
+stack:
+	bash collector/install-deps.sh
+	bash collector/build.sh
+
 test-fast: lint
 	$(BIN)/python -m pytest -m "not e2e"
 
-test: lint
+test: lint stack
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
