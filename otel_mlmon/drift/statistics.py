@@ -81,8 +81,8 @@ METHODS: Final[Mapping[str, DriftMethod]] = MappingProxyType(
         for method in (
             DriftMethod(KS, P_VALUE, 0.01, numeric=True, categorical=False),
             DriftMethod(PSI, DISTANCE, 0.1, numeric=True, categorical=False),
-            DriftMethod(JENSEN_SHANNON, DISTANCE, 0.1, numeric=True, categorical=True),
-            DriftMethod(WASSERSTEIN, DISTANCE, 0.1, numeric=True, categorical=False),
+            DriftMethod(JENSEN_SHANNON, DISTANCE, 0.12, numeric=True, categorical=True),
+            DriftMethod(WASSERSTEIN, DISTANCE, 0.15, numeric=True, categorical=False),
             DriftMethod(CHI_SQUARE, P_VALUE, 0.01, numeric=False, categorical=True),
         )
     }
