@@ -29,8 +29,19 @@ ALL = tuple(statistics.METHODS)
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1, "1"), (1.0, "1"), (np.int64(1), "1"), ("1", "1"), (" a ", "a"), (1.5, "1.5"),
-     (True, "True"), (None, None), (math.nan, None), ("", None), (math.inf, None)],
+    [
+        (1, "1"),
+        (1.0, "1"),
+        (np.int64(1), "1"),
+        ("1", "1"),
+        (" a ", "a"),
+        (1.5, "1.5"),
+        (True, "True"),
+        (None, None),
+        (math.nan, None),
+        ("", None),
+        (math.inf, None),
+    ],
 )
 def test_category_key_unifies_integral_numbers_and_marks_missing(
     value: object, expected: str | None
@@ -43,7 +54,7 @@ def test_encoder_is_bounded_and_pools_the_overflow() -> None:
     codes = [encoder.code(v) for v in ("a", "b", "c", "a", "d")]
     assert [1.0, 2.0, float(OVERFLOW_CODE), 1.0, float(OVERFLOW_CODE)] == codes
     assert math.isnan(encoder.code(None))
-    assert ["_OTHER", "a", "b"] == encoder.categories()
+    assert encoder.categories() == ["_OTHER", "a", "b"]
 
 
 def test_table_columns_accepts_arrays_frames_mappings_and_rows() -> None:
@@ -55,13 +66,20 @@ def test_table_columns_accepts_arrays_frames_mappings_and_rows() -> None:
     for table in (array, frame, mappings, rows):
         found, columns = table_columns(table, names)
         assert names == found
-        assert [[1.0, 3.0], [2.0, 4.0]] == [np.asarray(c, float).tolist() for c in columns]
+        assert [np.asarray(c, float).tolist() for c in columns] == [[1.0, 3.0], [2.0, 4.0]]
 
 
 @pytest.mark.parametrize(
     "table",
-    [np.empty((0, 2)), [], pd.DataFrame({"a": [], "b": []}), np.zeros(3), "ab",
-     [[1.0, 2.0], [1.0]], pd.DataFrame({"a": [1.0]})],
+    [
+        np.empty((0, 2)),
+        [],
+        pd.DataFrame({"a": [], "b": []}),
+        np.zeros(3),
+        "ab",
+        [[1.0, 2.0], [1.0]],
+        pd.DataFrame({"a": [1.0]}),
+    ],
 )
 def test_unusable_tables_raise_configuration_error(table: object) -> None:
     with pytest.raises(ConfigurationError):
@@ -77,9 +95,13 @@ def test_feature_types_are_inferred_and_can_be_forced() -> None:
         np.array([1, 2]),
         np.array(["1.5", None], dtype=object),
     ]
-    assert (False, True, True, False, False) == infer_categorical(names, columns)
-    assert (False, True, True, True, False) == infer_categorical(
-        names, columns, categorical=["code"]
+    assert infer_categorical(names, columns) == (False, True, True, False, False)
+    assert infer_categorical(names, columns, categorical=["code"]) == (
+        False,
+        True,
+        True,
+        True,
+        False,
     )
     with pytest.raises(ConfigurationError):
         infer_categorical(names, columns, categorical=["nope"])
@@ -90,8 +112,8 @@ def test_feature_types_are_inferred_and_can_be_forced() -> None:
 def test_encoding_counts_words_in_numeric_columns_and_stores_them_missing() -> None:
     schema = Schema.build(("x",), (False,), 10)
     matrix, bad = schema.encode([np.array([1.0, "two", None, "3"], dtype=object)])
-    assert 1 == bad
-    assert [1.0, 3.0] == matrix[np.isfinite(matrix)].tolist()
+    assert bad == 1
+    assert matrix[np.isfinite(matrix)].tolist() == [1.0, 3.0]
 
 
 def _numeric_reference(columns: np.ndarray) -> Reference:
@@ -136,9 +158,9 @@ def test_missing_values_are_skipped_per_feature_and_min_samples_applies() -> Non
     current[:60, 1] = np.nan
     current[60:70, 1] = np.inf
     scores = evaluate(reference, current, ("ks",), THRESHOLDS, min_samples=50)
-    assert [("x0", 100)] == [(s.feature, s.samples) for s in scores]
+    assert [(s.feature, s.samples) for s in scores] == [("x0", 100)]
     scores = evaluate(reference, current, ("ks",), THRESHOLDS, min_samples=30)
-    assert [("x0", 100), ("x1", 30)] == [(s.feature, s.samples) for s in scores]
+    assert [(s.feature, s.samples) for s in scores] == [("x0", 100), ("x1", 30)]
 
 
 def test_constant_reference_gets_every_method_but_wasserstein() -> None:

@@ -25,28 +25,28 @@ def test_window_keeps_only_the_last_capacity_rows() -> None:
     window = RingWindow(4, 3)
     for i in range(10):
         window.append_row(_rows(i, i + 1)[0])
-    assert 4 == len(window)
-    assert [6.0, 7.0, 8.0, 9.0] == _sorted_first_column(window)
+    assert len(window) == 4
+    assert _sorted_first_column(window) == [6.0, 7.0, 8.0, 9.0]
 
 
 def test_batch_append_wraps_around_the_end_of_the_ring() -> None:
     window = RingWindow(5, 3)
     window.append_rows(_rows(0, 3))
     window.append_rows(_rows(3, 7))
-    assert [2.0, 3.0, 4.0, 5.0, 6.0] == _sorted_first_column(window)
+    assert _sorted_first_column(window) == [2.0, 3.0, 4.0, 5.0, 6.0]
 
 
 def test_batch_larger_than_the_window_keeps_its_last_rows() -> None:
     window = RingWindow(3, 3)
     window.append_rows(_rows(0, 10))
-    assert [7.0, 8.0, 9.0] == _sorted_first_column(window)
+    assert _sorted_first_column(window) == [7.0, 8.0, 9.0]
 
 
 def test_partial_window_snapshot_holds_only_written_rows() -> None:
     window = RingWindow(10, 3)
     window.append_rows(_rows(0, 2))
     snapshot, _ = window.snapshot()
-    assert (2, 3) == snapshot.shape
+    assert snapshot.shape == (2, 3)
 
 
 def test_version_changes_on_every_append_and_clear() -> None:
@@ -58,8 +58,8 @@ def test_version_changes_on_every_append_and_clear() -> None:
     versions.append(window.version)
     window.clear()
     versions.append(window.version)
-    assert 4 == len(set(versions))
-    assert 0 == len(window)
+    assert len(set(versions)) == 4
+    assert len(window) == 0
 
 
 def test_non_finite_values_are_counted_exactly_once_even_when_overwritten() -> None:
@@ -72,7 +72,7 @@ def test_non_finite_values_are_counted_exactly_once_even_when_overwritten() -> N
     window.append_rows(np.array([[np.inf, 1.0]] * 9))  # larger than the ring
     expected += 9
     assert expected == window.take_non_finite()
-    assert 0 == window.take_non_finite()
+    assert window.take_non_finite() == 0
 
 
 def test_a_row_numpy_cannot_convert_is_not_appended() -> None:
@@ -80,7 +80,7 @@ def test_a_row_numpy_cannot_convert_is_not_appended() -> None:
     window.append_rows(_rows(0, 2))
     with pytest.raises(ValueError):
         window.append_row([1.0, "word", 3.0])
-    assert 2 == len(window)
+    assert len(window) == 2
 
 
 def test_invalid_dimensions_raise() -> None:
@@ -101,10 +101,11 @@ def test_concurrent_appends_lose_no_row() -> None:
     for thread in threads:
         thread.join()
     snapshot, _ = window.snapshot()
-    assert 20_000 == len(window)
-    assert {0.0: 5_000, 1.0: 5_000, 2.0: 5_000, 3.0: 5_000} == {
-        float(v): int(c) for v, c in zip(*np.unique(snapshot[:, 0], return_counts=True))
-    }
+    assert len(window) == 20_000
+    assert {
+        float(v): int(c)
+        for v, c in zip(*np.unique(snapshot[:, 0], return_counts=True), strict=True)
+    } == {0.0: 5_000, 1.0: 5_000, 2.0: 5_000, 3.0: 5_000}
 
 
 def test_memory_stays_bounded_over_a_million_rows() -> None:
@@ -127,5 +128,5 @@ def test_memory_stays_bounded_over_a_million_rows() -> None:
         tracemalloc.stop()
     assert nbytes == window.nbytes
     assert after - before < 64 * 1024, "the window grew with traffic"
-    assert 1_000 == len(window)
+    assert len(window) == 1_000
     assert elapsed < 10.0
