@@ -397,11 +397,13 @@ def evaluate(
     finite_counts = None
     if numeric_index and numeric_methods:
         # One vectorised sort of every numeric column; NaN (missing) sorts last.
-        block = current[:, numeric_index].T.copy()
-        block[~np.isfinite(block)] = np.nan
+        block = current.T[numeric_index]  # a C-contiguous copy, one feature per row
+        finite = np.isfinite(block)
+        if not finite.all():
+            block[~finite] = np.nan
         block.sort(axis=1)
         sorted_numeric = block
-        finite_counts = np.count_nonzero(~np.isnan(block), axis=1)
+        finite_counts = np.count_nonzero(finite, axis=1)
 
     row = 0
     for i, name in enumerate(schema.names):
@@ -414,14 +416,13 @@ def evaluate(
             row += 1
             if n < min_samples or n == 0:
                 continue
-            if statistics.KS in numeric_methods or statistics.WASSERSTEIN in numeric_methods:
-                _, p_value, distance = statistics.ks_and_wasserstein_sorted(feature.sorted, values)
             counts = None
             for method in numeric_methods:
                 if method == statistics.KS:
-                    add(name, method, p_value, n)
+                    add(name, method, statistics.ks_sorted(feature.sorted, values)[1], n)
                 elif method == statistics.WASSERSTEIN:
                     if feature.std > 0.0:
+                        distance = statistics.wasserstein_sorted(feature.sorted, values)
                         add(name, method, distance / feature.std, n)
                 else:
                     if counts is None:

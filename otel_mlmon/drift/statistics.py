@@ -16,11 +16,12 @@ arrays to 1e-9 (``tests/drift/test_statistics.py`` proves it):
 - :func:`psi`: no scipy counterpart; empty bins are smoothed additively (see its docstring).
 
 The functions on sorted arrays (``*_sorted``) exist so that the processor sorts the reference
-once and the live window once per collection, and shares one merge between KS and Wasserstein.
+once and the live window once per collection.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -173,45 +174,75 @@ def chi2_sf(x: float, dof: int) -> float:
 # --- numeric features: sorted samples ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Merged:
-    """Two sorted samples merged, with each one's empirical CDF (right-continuous) along it."""
+def ks_statistic_sorted(a: FloatArray, b: FloatArray) -> float:
+    """Two-sample KS statistic of two sorted, finite, non-empty arrays.
 
-    values: FloatArray
-    cdf_a: FloatArray
-    cdf_b: FloatArray
-
-
-def _merge(a: FloatArray, b: FloatArray) -> _Merged:
-    # Each b[j] lands after every a <= b[j] and after b[:j]: its merged position is
-    # searchsorted(a, b[j], "right") + j. The a's fill the remaining slots in order. This is a
-    # linear merge; it replaces the sort of the concatenation that scipy does per call.
+    Bit-for-bit the statistic of ``scipy.stats.ks_2samp``: the largest ``|F_a(x) - F_b(x)|``
+    over the data points, both CDFs right-continuous. Only the points of ``b`` are searched in
+    ``a``: between two consecutive distinct values of ``b`` the difference is largest either at
+    the first of them or at the last point of ``a`` before the second, whose CDF value is the
+    count of ``a`` strictly below it. One search when the samples share no value.
+    """
     n1, n2 = a.size, b.size
-    positions = np.searchsorted(a, b, side="right") + np.arange(n2)
-    from_a = np.ones(n1 + n2, dtype=bool)
-    from_a[positions] = False
-    values = np.empty(n1 + n2, dtype=np.float64)
-    values[positions] = b
-    values[from_a] = a
-    count_a = np.cumsum(from_a)
-    count_b = np.arange(1, n1 + n2 + 1) - count_a
-    # Inside a run of ties the running counts are partial, but only the last element of a run
-    # is ever used with a non-zero weight (KS masks the others, Wasserstein's delta is 0).
-    return _Merged(values, count_a / n1, count_b / n2)
+    right = np.searchsorted(a, b, side="right")
+    ranks = _ranks(n2)
+    # right - 1 is -1 only where b is below every a, so a[-1] cannot equal it there.
+    shared = bool(np.any(a[right - 1] == b))
+    runs = bool(np.any(b[1:] == b[:-1]))
+    if not shared and not runs:
+        # No value repeats across or within b: F_a - F_b is d_j = right_j/n1 - (j+1)/n2 at
+        # b_j and d_j + 1/n2 at the last point before b_j (or at b_(j-1) when no a lies in
+        # between, where it has the same value).
+        difference = right / n1 - ranks
+        return max(float(difference.max()) + 1.0 / n2, float(-difference.min()), 0.0)
+    left = np.searchsorted(a, b, side="left") if shared else right
+    at_b = right / n1 - ranks
+    between = left[1:] / n1 - ranks[:-1]
+    if runs:
+        # Only the last element of a run of equal values in b carries F_b's value there.
+        last = np.empty(n2, dtype=bool)
+        np.not_equal(b[1:], b[:-1], out=last[:-1])
+        last[-1] = True
+        at_b = at_b[last]
+        between = between[last[:-1]]
+    largest = max(float(np.max(np.abs(at_b))), left[0] / n1)
+    if between.size:
+        largest = max(largest, float(np.max(np.abs(between))))
+    return largest
 
 
-def _ks_from_merged(merged: _Merged) -> float:
-    values = merged.values
-    last_of_run = np.empty(values.size, dtype=bool)
-    np.not_equal(values[1:], values[:-1], out=last_of_run[:-1])
-    last_of_run[-1] = True
-    difference = merged.cdf_a[last_of_run] - merged.cdf_b[last_of_run]
-    return float(max(difference.max(), min(max(-difference.min(), 0.0), 1.0)))
+@functools.lru_cache(maxsize=16)
+def _ranks(n: int) -> FloatArray:
+    # The empirical CDF values 1/n ... n/n of a sample of n, cached: windows keep their size.
+    ranks = np.arange(1, n + 1) / n
+    ranks.flags.writeable = False
+    return ranks
 
 
-def _wasserstein_from_merged(merged: _Merged) -> float:
-    deltas = np.diff(merged.values)
-    return float(np.dot(np.abs(merged.cdf_a[:-1] - merged.cdf_b[:-1]), deltas))
+@functools.lru_cache(maxsize=16)
+def _quantile_grid(n1: int, n2: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp],
+                                               FloatArray]:
+    # The quantile functions of samples of sizes n1 and n2 are step functions of u in (0, 1]
+    # with steps at i/n1 and j/n2. On the union of those steps, scaled by n1*n2 to stay in
+    # integers, each interval (p[k-1], p[k]] reads a[ceil(p/n2) - 1] and b[ceil(p/n1) - 1].
+    # The grid depends only on the sizes, so it is cached.
+    steps = np.union1d(np.arange(1, n1 + 1, dtype=np.int64) * n2,
+                       np.arange(1, n2 + 1, dtype=np.int64) * n1)
+    index_a = (-(-steps // n2) - 1).astype(np.intp)
+    index_b = (-(-steps // n1) - 1).astype(np.intp)
+    widths = np.diff(steps, prepend=0) / (n1 * n2)
+    return index_a, index_b, widths
+
+
+def wasserstein_sorted(a: FloatArray, b: FloatArray) -> float:
+    """Wasserstein-1 distance of two sorted, finite, non-empty arrays.
+
+    Computed as the integral of ``|Q_a(u) - Q_b(u)|`` over the quantile functions (equal to
+    scipy's integral of ``|F_a - F_b|`` over the CDFs, to rounding) on a grid that depends
+    only on the sample sizes: a gather and a weighted sum, no merge of the values.
+    """
+    index_a, index_b, widths = _quantile_grid(a.size, b.size)
+    return float(np.sum(np.abs(a[index_a] - b[index_b]) * widths))
 
 
 def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
@@ -222,16 +253,8 @@ def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
 
 def ks_sorted(a: FloatArray, b: FloatArray) -> tuple[float, float]:
     """Two-sample KS statistic and asymptotic p-value of two sorted, finite, non-empty arrays."""
-    statistic = _ks_from_merged(_merge(a, b))
+    statistic = ks_statistic_sorted(a, b)
     return statistic, ks_pvalue(statistic, a.size, b.size)
-
-
-def ks_and_wasserstein_sorted(a: FloatArray, b: FloatArray) -> tuple[float, float, float]:
-    """KS statistic, its p-value and the (unnormalised) Wasserstein-1 distance, from one merge
-    of two sorted, finite, non-empty arrays."""
-    merged = _merge(a, b)
-    statistic = _ks_from_merged(merged)
-    return statistic, ks_pvalue(statistic, a.size, b.size), _wasserstein_from_merged(merged)
 
 
 def ks_2samp(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, float]:
@@ -247,8 +270,9 @@ def ks_2samp(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, float]:
 def wasserstein_distance(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """Wasserstein-1 distance between two non-empty finite samples, as
     ``scipy.stats.wasserstein_distance``."""
-    merged = _merge(np.sort(np.asarray(a, np.float64)), np.sort(np.asarray(b, np.float64)))
-    return _wasserstein_from_merged(merged)
+    return wasserstein_sorted(
+        np.sort(np.asarray(a, np.float64)), np.sort(np.asarray(b, np.float64))
+    )
 
 
 def quantile_edges(sorted_reference: FloatArray, bins: int) -> FloatArray:

@@ -59,14 +59,6 @@ def test_wasserstein_equals_scipy(a: np.ndarray, b: np.ndarray) -> None:
     )
 
 
-def test_ks_and_wasserstein_from_one_merge_equal_the_separate_functions() -> None:
-    rng = np.random.default_rng(3)
-    a, b = np.sort(rng.normal(size=300)), np.sort(rng.normal(0.2, size=120))
-    statistic, p_value, distance = statistics.ks_and_wasserstein_sorted(a, b)
-    assert (statistic, p_value) == statistics.ks_2samp(a, b)
-    assert distance == statistics.wasserstein_distance(a, b)
-
-
 @pytest.mark.parametrize("z", [0.0, 0.03, 0.2, 0.5, 0.8, 0.999, 1.0, 1.3, 2.0, 4.0, 9.0, 30.0])
 def test_kolmogorov_sf_equals_scipy(z: float) -> None:
     assert special.kolmogorov(z) == pytest.approx(statistics.kolmogorov_sf(z), abs=1e-12)
