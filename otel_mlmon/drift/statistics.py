@@ -205,7 +205,7 @@ def ks_statistic_sorted(a: FloatArray, b: FloatArray) -> float:
         last[-1] = True
         at_b = at_b[last]
         between = between[last[:-1]]
-    largest = max(float(np.max(np.abs(at_b))), left[0] / n1)
+    largest = max(float(np.max(np.abs(at_b))), float(left[0]) / n1)
     if between.size:
         largest = max(largest, float(np.max(np.abs(between))))
     return largest
@@ -220,14 +220,16 @@ def _ranks(n: int) -> FloatArray:
 
 
 @functools.lru_cache(maxsize=16)
-def _quantile_grid(n1: int, n2: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp],
-                                               FloatArray]:
+def _quantile_grid(
+    n1: int, n2: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
     # The quantile functions of samples of sizes n1 and n2 are step functions of u in (0, 1]
     # with steps at i/n1 and j/n2. On the union of those steps, scaled by n1*n2 to stay in
     # integers, each interval (p[k-1], p[k]] reads a[ceil(p/n2) - 1] and b[ceil(p/n1) - 1].
     # The grid depends only on the sizes, so it is cached.
-    steps = np.union1d(np.arange(1, n1 + 1, dtype=np.int64) * n2,
-                       np.arange(1, n2 + 1, dtype=np.int64) * n1)
+    steps = np.union1d(
+        np.arange(1, n1 + 1, dtype=np.int64) * n2, np.arange(1, n2 + 1, dtype=np.int64) * n1
+    )
     index_a = (-(-steps // n2) - 1).astype(np.intp)
     index_b = (-(-steps // n1) - 1).astype(np.intp)
     widths = np.diff(steps, prepend=0) / (n1 * n2)
