@@ -163,6 +163,8 @@ class _Stream:
         if config.learn_reference_from is not None:
             self.learning = RingWindow(config.learn_reference_from, schema.width)
         self.categorical_index = [i for i, c in enumerate(schema.categorical) if c]
+        self.numeric_only = not self.categorical_index
+        self.row_shape = (schema.width,)
         # Values the conversion already counted as not numeric and stored as NaN: subtracted
         # from the window's non-finite count so no value is counted under two reasons.
         self.not_numeric_pending = 0
@@ -351,6 +353,24 @@ class DriftProcessor:
         if stream is None:
             return
         try:
+            # Fast path, inlined because it is the hot path: one numeric row as an array or a
+            # list, copied straight into the ring.
+            if stream.numeric_only and stream.learning is None:
+                kind = type(features)
+                if kind is np.ndarray:
+                    if features.shape == stream.row_shape and features.dtype.kind in "fiub":  # type: ignore[attr-defined]
+                        stream.window.append_row(features)  # type: ignore[arg-type]
+                        return
+                elif (
+                    kind is list
+                    and len(features) == stream.schema.width  # type: ignore[arg-type]
+                    and not isinstance(features[0], (list, tuple, dict))  # type: ignore[index]
+                ):
+                    try:
+                        stream.window.append_row(features)  # type: ignore[arg-type]
+                        return
+                    except (TypeError, ValueError):
+                        pass  # nested rows or a value that is not a number: see below
             self._append(stream, features)
         except Exception as exc:
             if strict():

@@ -74,15 +74,15 @@ class RingWindow:
         with self._lock:
             if self._unchecked == self.capacity:
                 self._count_unchecked()
-            target = self._data[self._next]
+            index = self._next
             try:
-                target[:] = row
+                self._data[index] = row
             except (TypeError, ValueError):
                 # numpy may have written part of the row over the slot's oldest row: blank it
                 # rather than keep half of each.
-                target.fill(np.nan)
+                self._data[index] = np.nan
                 raise
-            self._next = (self._next + 1) % self.capacity
+            self._next = index + 1 if index + 1 < self.capacity else 0
             if self._count < self.capacity:
                 self._count += 1
             self._unchecked += 1
