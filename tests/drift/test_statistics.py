@@ -154,3 +154,16 @@ def test_p_values_drift_below_and_distances_above_the_threshold(
 ) -> None:
     registered = statistics.METHODS[method]
     assert expected == registered.drifted(score, registered.default_threshold)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.05, 0.5, 3.0])
+@pytest.mark.parametrize("shared_value", [False, True])
+def test_ks_block_search_equals_scipy_on_large_samples(shift: float, shared_value: bool) -> None:
+    rng = np.random.default_rng(int(shift * 100) + shared_value)
+    a = rng.normal(size=5_000)
+    b = rng.normal(shift, size=3_000)
+    if shared_value:
+        b[1_234] = a[77]  # one value in both samples: the exact path must take over
+    assert stats.ks_2samp(a, b).statistic == pytest.approx(
+        statistics.ks_2samp(a, b)[0], abs=TOLERANCE
+    )
