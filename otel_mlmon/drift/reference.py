@@ -302,9 +302,26 @@ class NumericReference:
 
 @dataclass(frozen=True)
 class CategoricalReference:
-    """Category counts of one categorical reference column, by code."""
+    """Category counts of one categorical reference column, by code, and the codes that keep
+    their own cell for Jensen-Shannon (the ``bins - 1`` most frequent in the reference)."""
 
     counts: FloatArray
+    frequent: npt.NDArray[np.intp]
+
+    @classmethod
+    def build(cls, codes: npt.NDArray[np.intp], bins: int) -> CategoricalReference:
+        """Count ``codes``; keep the ``bins - 1`` most frequent as Jensen-Shannon cells."""
+        counts = np.bincount(codes).astype(np.float64)
+        seen = np.flatnonzero(counts > 0)
+        # Most frequent first; ties by code, i.e. by first appearance: deterministic.
+        ranked = seen[np.lexsort((seen, -counts[seen]))]
+        return cls(counts, np.sort(ranked[: bins - 1]))
+
+    def pooled(self, counts: FloatArray) -> FloatArray:
+        """``counts`` (by code) as Jensen-Shannon cells: the frequent codes, then one cell for
+        every other category, unseen ones included."""
+        kept = counts[self.frequent] if self.frequent.size else np.zeros(0)
+        return np.append(kept, counts.sum() - kept.sum())
 
 
 FeatureReference = NumericReference | CategoricalReference
@@ -335,7 +352,7 @@ class Reference:
                 raise ConfigurationError(f"reference feature {name!r} has no usable value")
             if schema.categorical[i]:
                 codes = column.astype(np.intp)
-                features.append(CategoricalReference(np.bincount(codes).astype(np.float64)))
+                features.append(CategoricalReference.build(codes, bins))
             else:
                 ordered = np.sort(column)
                 edges = statistics.quantile_edges(ordered, bins)
@@ -453,10 +470,11 @@ def evaluate(
                     _, p_value = statistics.chi_square(reference_counts, current_counts)
                     add(name, method, p_value, n)
                 else:
-                    add(
-                        name,
-                        method,
-                        statistics.jensen_shannon_distance(reference_counts, current_counts),
-                        n,
+                    # On at most `bins` cells, as for numeric features: with every category a
+                    # cell, the distance between two samples of one distribution grows with
+                    # the number of categories and no single threshold would fit.
+                    distance = statistics.jensen_shannon_distance(
+                        feature.pooled(reference_counts), feature.pooled(current_counts)
                     )
+                    add(name, method, distance, n)
     return scores
