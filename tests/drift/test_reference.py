@@ -195,24 +195,27 @@ def test_reference_without_usable_values_raises() -> None:
         _numeric_reference(np.empty((0, 1)))
 
 
-def test_jensen_shannon_pools_categories_beyond_the_bins_into_one_cell() -> None:
+def test_jensen_shannon_pools_categories_smaller_than_a_bin_into_one_cell() -> None:
     schema = Schema.build(("c",), (True,), 100)
     encoder = schema.encoders[0]
     assert encoder is not None
-    labels = [f"k{i}" for i in range(15)]
-    reference_values = [label for i, label in enumerate(labels) for _ in range(100 - i)]
-    current_values = [label for i, label in enumerate(labels) for _ in range(20 + i)]
-    current_values += ["unseen"] * 30
+    sizes = [300, 200, 150, 40, 30, 20, 10]
+    labels = [f"k{i}" for i in range(len(sizes))]
+    reference_values = [
+        label for label, size in zip(labels, sizes, strict=True) for _ in range(size)
+    ]
+    current_values = [label for label in labels for _ in range(25)] + ["unseen"] * 30
     reference = Reference.from_matrix(
         schema, np.array([[encoder.code(v)] for v in reference_values]), 4
     )
     current = np.array([[encoder.code(v)] for v in current_values])
     scores = {s.method: s.score for s in evaluate(reference, current, ALL, THRESHOLDS)}
-    # The 3 most frequent reference categories keep a cell; the rest share one.
-    reference_cells = [100, 99, 98, sum(100 - i for i in range(3, 15))]
-    current_cells = [20, 21, 22, sum(20 + i for i in range(3, 15)) + 30]
+    # 4 bins: categories with at least 750/4 = 187.5 rows keep a cell (k0, k1); the rest,
+    # unseen included, share one.
+    reference_cells = [300, 200, 250]
+    current_cells = [25, 25, 25 * 5 + 30]
     assert jensenshannon(reference_cells, current_cells, base=2) == pytest.approx(
         scores["jensen_shannon"], abs=1e-9
     )
-    table = np.array([[100 - i for i in range(15)] + [0], [20 + i for i in range(15)] + [30]])
+    table = np.array([[*sizes, 0], [25] * len(sizes) + [30]])
     assert stats.chi2_contingency(table).pvalue == pytest.approx(scores["chi_square"], abs=1e-9)
