@@ -31,6 +31,8 @@ def _samples(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         (np.arange(10.0), np.arange(10.0) + 100),
         (rng.normal(size=5), rng.normal(size=3)),
         (np.array([-1e300, 0.0, 1e300]), np.array([0.0, 1.0])),
+        (rng.normal(size=300), rng.normal(0.2, size=300)),  # equal sizes
+        (rng.integers(0, 4, 200).astype(float), rng.integers(0, 4, 200).astype(float)),
     ]
     return cases
 
