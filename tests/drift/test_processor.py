@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import tracemalloc
 from typing import Any
 
@@ -444,3 +445,46 @@ def test_importing_the_package_imports_no_scipy_pandas_or_sklearn() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_concurrent_appends_and_collections_lose_no_row_and_never_fail(
+    telemetry: InMemoryTelemetry, rng: np.random.Generator
+) -> None:
+    monitor = ModelMonitor(
+        "m",
+        feature_names=NAMES,
+        reference=rng.normal(size=(500, 4)),
+        drift=DriftConfig(window=50_000, min_samples=10),
+        **telemetry.providers,
+    )
+    drift = monitor._drift
+    rows = rng.normal(size=(2_000, 4))
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for row in rows:
+                drift.append(row)
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        drift.scores()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert drift.window_samples() == 8_000
+
+
+def test_a_forked_child_gets_fresh_locks_and_keeps_working(
+    monitor: ModelMonitor, rng: np.random.Generator
+) -> None:
+    drift = monitor._drift
+    window = drift._features.window
+    window._lock.acquire()  # as if another thread held it when the process forked
+    monitor._reset_after_fork()
+    drift.append(rng.normal(size=4))
+    assert drift.window_samples() == 1
