@@ -340,7 +340,7 @@ class DriftProcessor:
     def scores(self) -> list[Score]:
         """The current scores (computed at most once per change of window or reference)."""
         with guarded("DriftProcessor.scores"):
-            return self._compute()
+            return list(self._compute())
         return []
 
     def append(self, features: object) -> None:
@@ -384,6 +384,18 @@ class DriftProcessor:
         if stream is None:
             return
         try:
+            encoder = stream.schema.encoders[0]
+            if encoder is None and not isinstance(predictions, (str, bytes)):
+                # Numbers (a scalar, a list, an array) convert in one call; None becomes NaN
+                # and is counted as missing with the window's other non-finite values.
+                try:
+                    column = np.asarray(predictions, dtype=np.float64).reshape(-1, 1)
+                except (TypeError, ValueError):
+                    pass  # text or objects: value by value below
+                else:
+                    if column.size:
+                        stream.target().append_rows(column)
+                    return
             if isinstance(predictions, np.ndarray):
                 values: list[object] = predictions.reshape(-1).tolist()
             elif isinstance(predictions, (list, tuple)):
@@ -392,7 +404,6 @@ class DriftProcessor:
                 values = [predictions]
             if not values:
                 return
-            encoder = stream.schema.encoders[0]
             if encoder is not None:
                 column = np.array([encoder.code(v) for v in values], np.float64)
             else:

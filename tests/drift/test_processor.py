@@ -488,3 +488,26 @@ def test_a_forked_child_gets_fresh_locks_and_keeps_working(
     monitor._reset_after_fork()
     drift.append(rng.normal(size=4))
     assert drift.window_samples() == 1
+
+
+def test_numeric_predictions_count_text_and_missing_values(
+    telemetry: InMemoryTelemetry, rng: np.random.Generator
+) -> None:
+    monitor = ModelMonitor(
+        "m",
+        task="regression",
+        reference_predictions=rng.normal(size=100),
+        drift=DriftConfig(window=100, min_samples=1),
+        **telemetry.providers,
+    )
+    drift = monitor._drift
+    drift.append_predictions(np.array([0.1, np.nan, 0.3]))
+    drift.append_predictions([0.5, None, "0.7", "high"])
+    drift.append_predictions(0.9)
+    drift.append_predictions("also text")
+    assert _points(telemetry, semconv.ML_MONITOR_REJECTED_INPUTS) == {
+        (semconv.REJECT_DRIFT_MISSING_VALUE,): 2,
+        (semconv.REJECT_DRIFT_NOT_NUMERIC,): 2,
+    }
+    snapshot, _ = drift._predictions.window.snapshot()
+    assert sorted(v for v in snapshot[:, 0].tolist() if v == v) == [0.1, 0.3, 0.5, 0.7, 0.9]
