@@ -56,6 +56,7 @@ DEFAULT_COOLDOWN: Final = 300.0
 DEFAULT_MAX_CATEGORIES: Final = 1000
 
 _events: Final = logging.getLogger("otel_mlmon.events")
+_FLOAT64: Final = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,20 @@ class _Stream:
         self.categorical_index = [i for i, c in enumerate(schema.categorical) if c]
         self.numeric_only = not self.categorical_index
         self.row_shape = (schema.width,)
+        # The ring the one-row fast path writes to: set once no learning is in progress and
+        # every feature is numeric, else None.
+        self.fast: RingWindow | None = (
+            self.window if self.numeric_only and self.learning is None else None
+        )
         # Values the conversion already counted as not numeric and stored as NaN: subtracted
         # from the window's non-finite count so no value is counted under two reasons.
         self.not_numeric_pending = 0
+
+    def learned(self) -> None:
+        """The reference is known: rows go to the window from now on."""
+        self.learning = None
+        if self.numeric_only:
+            self.fast = self.window
 
     def target(self) -> RingWindow:
         learning = self.learning
@@ -239,7 +251,7 @@ class DriftProcessor:
             flags = infer_categorical(names, columns, config.categorical, config.numeric)
             self._features = _Stream(Schema.build(names, flags, config.max_categories), config)
             self._features.reference = self._prepare(self._features.schema, columns)
-            self._features.learning = None
+            self._features.learned()
         elif learn and feature_names is not None:
             forced = set(config.categorical)
             infer_categorical(
@@ -258,7 +270,7 @@ class DriftProcessor:
         if reference_predictions is not None:
             self._predictions = _Stream(prediction_schema, config)
             self._predictions.reference = self._prepare_predictions(reference_predictions)
-            self._predictions.learning = None
+            self._predictions.learned()
         elif learn:
             self._predictions = _Stream(prediction_schema, config)
         if self._features is None and self._predictions is None:
@@ -316,7 +328,7 @@ class DriftProcessor:
             prepared = self._prepare(stream.schema, columns)
             with self._compute_lock:
                 stream.reference = prepared
-                stream.learning = None
+                stream.learned()
                 self._reference_version += 1
         if predictions is not None:
             stream = self._predictions
@@ -325,7 +337,7 @@ class DriftProcessor:
             prepared = self._prepare_predictions(predictions)
             with self._compute_lock:
                 stream.reference = prepared
-                stream.learning = None
+                stream.learned()
                 self._reference_version += 1
 
     def model_updated(self) -> None:
@@ -353,13 +365,14 @@ class DriftProcessor:
         if stream is None:
             return
         try:
-            # Fast path, inlined because it is the hot path: one numeric row as an array or a
+            # Fast path, inlined because it is the hot path: one float64 row as an array, or a
             # list, copied straight into the ring.
-            if stream.numeric_only and stream.learning is None:
+            window = stream.fast
+            if window is not None:
                 kind = type(features)
                 if kind is np.ndarray:
-                    if features.shape == stream.row_shape and features.dtype.kind in "fiub":  # type: ignore[attr-defined]
-                        stream.window.append_row(features)  # type: ignore[arg-type]
+                    if features.dtype is _FLOAT64 and features.shape == stream.row_shape:  # type: ignore[attr-defined]
+                        window.append_row(features)  # type: ignore[arg-type]
                         return
                 elif (
                     kind is list
@@ -367,7 +380,7 @@ class DriftProcessor:
                     and not isinstance(features[0], (list, tuple, dict))  # type: ignore[index]
                 ):
                     try:
-                        stream.window.append_row(features)  # type: ignore[arg-type]
+                        window.append_row(features)  # type: ignore[arg-type]
                         return
                     except (TypeError, ValueError):
                         pass  # nested rows or a value that is not a number: see below
@@ -582,7 +595,7 @@ class DriftProcessor:
             learning.clear()
             return
         self._count_non_finite(stream, learning)
-        stream.learning = None
+        stream.learned()
         self._reference_version += 1
 
     def _count_non_finite(self, stream: _Stream, window: RingWindow) -> None:
