@@ -272,9 +272,8 @@ class DriftProcessor:
             self._predictions.reference = self._prepare_predictions(reference_predictions)
             self._predictions.learned()
         elif learn:
+            # Without feature_names only the predictions can be learned: prediction drift.
             self._predictions = _Stream(prediction_schema, config)
-        if self._features is None and self._predictions is None:
-            raise ConfigurationError("learning a feature reference needs feature_names")
 
         self._compute_lock = threading.Lock()
         self._cache_key: tuple[int, ...] | None = None
@@ -282,7 +281,7 @@ class DriftProcessor:
         self._reference_version = 0
         self._states: dict[tuple[str, str], tuple[bool, float]] = {}
         self._rejected = (
-            rejected if rejected is not None else (semconv.create_ml_monitor_rejected_inputs(meter))
+            rejected if rejected is not None else semconv.create_ml_monitor_rejected_inputs(meter)
         )
         self._transitions = semconv.create_ml_drift_transitions(meter)
         semconv.create_ml_drift_score(meter, [self._observe_scores])
