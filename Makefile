@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python -m otel_mlmon.demo
+	$(BIN)/otel-mlmon demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check

@@ -14,6 +14,7 @@
 Only the names in ``__all__`` are public; every other module and name may change.
 """
 
+from otel_mlmon.drift import DriftConfig
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.instrumentation import instrument_fastapi, instrument_flask
 from otel_mlmon.logs import configure_logging, get_logger
@@ -23,6 +24,7 @@ from otel_mlmon.version import __version__
 
 __all__ = [
     "ConfigurationError",
+    "DriftConfig",
     "ModelMonitor",
     "Prediction",
     "Telemetry",

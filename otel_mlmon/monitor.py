@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 from otel_mlmon import semconv
 from otel_mlmon._guard import report_internal_error, strict
 from otel_mlmon.context import ModelContext, bind_model, reset_model
+from otel_mlmon.drift.processor import DriftConfig, DriftProcessor
 from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.quality import QualityWindow
@@ -287,6 +288,10 @@ class ModelMonitor:
         label_ttl: seconds a prediction waits for its label before it counts as expired.
         trace: open a span per prediction (``False`` records metrics only).
         tracer_provider / meter_provider: instead of the global providers.
+        feature_names / reference / reference_predictions / drift: enable drift (see
+            :class:`otel_mlmon.drift.DriftProcessor`): the features of every ``predict`` call
+            (and the recorded predictions) are compared with ``reference`` (and
+            ``reference_predictions``), or with the first ``drift.learn_reference_from`` rows.
 
     Raises:
         ConfigurationError: for an invalid argument, at construction.
@@ -309,6 +314,10 @@ class ModelMonitor:
         trace: bool = True,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        feature_names: Sequence[str] | None = None,
+        reference: object = None,
+        reference_predictions: object = None,
+        drift: DriftConfig | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigurationError("ModelMonitor needs a non-empty model name")
@@ -371,6 +380,17 @@ class ModelMonitor:
                     meter, metric, [functools.partial(self._observe_quality, metric)]
                 )
             semconv.create_ml_model_quality_samples(meter, [self._observe_quality_samples])
+        if reference is not None or reference_predictions is not None or drift is not None:
+            self._drift = DriftProcessor(
+                meter,
+                attributes=lambda: self._attributes.base,
+                feature_names=feature_names,
+                reference=reference,
+                reference_predictions=reference_predictions,
+                config=drift,
+                predictions_categorical=task == "classification",
+                rejected=self._rejected,
+            )
         _monitors.add(self)
 
     # --- public API -----------------------------------------------------------------------
@@ -469,6 +489,8 @@ class ModelMonitor:
             self._pending.clear()
         if self._quality is not None:
             self._quality.clear()
+        if self._drift is not None:
+            self._drift.model_updated()
         _events.info(
             semconv.EVENT_MODEL_UPDATED,
             extra={
@@ -479,6 +501,16 @@ class ModelMonitor:
                 "metrics": dict(metrics or {}),
             },
         )
+
+    def set_reference(self, reference: object = None, *, predictions: object = None) -> None:
+        """Replace the drift reference (features and/or predictions), e.g. after retraining.
+
+        Raises:
+            ConfigurationError: drift is not enabled, or the reference is unusable.
+        """
+        if self._drift is None:
+            raise ConfigurationError("drift is not enabled on this monitor (no reference)")
+        self._drift.set_reference(reference, predictions)
 
     @overload
     def wrap(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
@@ -590,6 +622,8 @@ class ModelMonitor:
                     self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
                     self._remember(p.id, stored)
+        if self._drift is not None:
+            self._drift.append_predictions(value)
         if confidence is not None:
             score = self._valid_confidence(confidence)
             if score is None:
@@ -610,6 +644,8 @@ class ModelMonitor:
         )
         size = len(values)
         self._batch_size.record(size, attributes.base)
+        if self._drift is not None:
+            self._drift.append_predictions(values)
         if p._span is not None:
             p._span.set_attribute(semconv.ML_BATCH_SIZE, size)
         if self.task == "classification":
@@ -679,6 +715,8 @@ class ModelMonitor:
         self._attributes.lock = threading.Lock()
         if self._quality is not None:
             self._quality.reset_after_fork()
+        if self._drift is not None:
+            self._drift.reset_after_fork()
 
 
 def _after_fork_in_child() -> None:

@@ -269,10 +269,15 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
     AttributeSpec(ML_LABEL_OUTCOME, "`matched`, `unknown_id`, `expired`, `invalid`",
                   "What happened to a delayed label."),
     AttributeSpec(ML_REJECTION_REASON, "documented fixed set",
-                  "Why an input was not used (see docs/semantic-conventions.md)."),
+                  "Why an input was not used (see docs/semantic-conventions.md); drift: "
+                  "`drift_missing_value`, `drift_not_numeric` (per value), "
+                  "`drift_wrong_width`, `drift_invalid_row` (per row), see docs/drift.md."),
     AttributeSpec(ML_FEATURE_NAME, "the configured feature names",
                   "Feature a drift measurement is about."),
-    AttributeSpec(ML_DRIFT_METHOD, "the registered drift methods", "Drift statistic."),
+    AttributeSpec(ML_DRIFT_METHOD,
+                  "`ks`, `psi`, `jensen_shannon`, `wasserstein`, `chi_square`",
+                  "Drift statistic (otel_mlmon.drift.statistics.METHODS); `ks` and "
+                  "`chi_square` report p-values, the others distances."),
     AttributeSpec(ML_DRIFT_STATE, "`drift`, `no_drift`", "State a drift transition went into."),
     AttributeSpec(ML_GPU_INDEX, "NVML device index", "Index of the GPU on this host."),
     AttributeSpec(ML_REQUEST_ID, "1-128 of `A-Z a-z 0-9 . _ : -` (server spans only)",
@@ -484,3 +489,17 @@ FACTORIES: Final[dict[str, Callable[..., object]]] = {
     HW_POWER: create_hw_power,
     ML_PROCESS_GPU_MEMORY_USAGE: create_ml_process_gpu_memory_usage,
 }
+
+
+# --- drift (otel_mlmon.drift) ---------------------------------------------------------------
+
+#: ``ml.drift.state`` values of ``ml.drift.transitions`` and of the drift event.
+DRIFT_STATE_DRIFT: Final = "drift"
+DRIFT_STATE_NO_DRIFT: Final = "no_drift"
+
+#: ``ml.rejection.reason`` values of the drift processor. Value-level reasons count values
+#: (the rest of the row is used); row-level reasons count rows (the row is not used).
+REJECT_DRIFT_MISSING_VALUE: Final = "drift_missing_value"  # NaN, +-inf, None, absent key
+REJECT_DRIFT_NOT_NUMERIC: Final = "drift_not_numeric"  # e.g. a word in a numeric feature
+REJECT_DRIFT_WRONG_WIDTH: Final = "drift_wrong_width"  # row length != number of features
+REJECT_DRIFT_INVALID_ROW: Final = "drift_invalid_row"  # neither a row, a batch nor a mapping

@@ -1,0 +1,132 @@
+"""The ring window: bounded, ordered, thread-safe, and counting non-finite values once."""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from otel_mlmon.drift.window import RingWindow
+
+
+def _rows(start: int, stop: int, width: int = 3) -> np.ndarray:
+    return np.repeat(np.arange(start, stop, dtype=float)[:, None], width, axis=1)
+
+
+def _sorted_first_column(window: RingWindow) -> list[float]:
+    snapshot, _ = window.snapshot()
+    return sorted(snapshot[:, 0].tolist())
+
+
+def test_window_keeps_only_the_last_capacity_rows() -> None:
+    window = RingWindow(4, 3)
+    for i in range(10):
+        window.append_row(_rows(i, i + 1)[0])
+    assert len(window) == 4
+    assert _sorted_first_column(window) == [6.0, 7.0, 8.0, 9.0]
+
+
+def test_batch_append_wraps_around_the_end_of_the_ring() -> None:
+    window = RingWindow(5, 3)
+    window.append_rows(_rows(0, 3))
+    window.append_rows(_rows(3, 7))
+    assert _sorted_first_column(window) == [2.0, 3.0, 4.0, 5.0, 6.0]
+
+
+def test_batch_larger_than_the_window_keeps_its_last_rows() -> None:
+    window = RingWindow(3, 3)
+    window.append_rows(_rows(0, 10))
+    assert _sorted_first_column(window) == [7.0, 8.0, 9.0]
+
+
+def test_partial_window_snapshot_holds_only_written_rows() -> None:
+    window = RingWindow(10, 3)
+    window.append_rows(_rows(0, 2))
+    snapshot, _ = window.snapshot()
+    assert snapshot.shape == (2, 3)
+
+
+def test_version_changes_on_every_append_and_clear() -> None:
+    window = RingWindow(3, 3)
+    versions = [window.version]
+    window.append_row([1.0, 2.0, 3.0])
+    versions.append(window.version)
+    window.append_rows(_rows(0, 2))
+    versions.append(window.version)
+    window.clear()
+    versions.append(window.version)
+    assert len(set(versions)) == 4
+    assert len(window) == 0
+
+
+def test_non_finite_values_are_counted_exactly_once_even_when_overwritten() -> None:
+    window = RingWindow(4, 2)
+    expected = 0
+    for i in range(25):
+        row = [float(i), np.nan if i % 3 == 0 else 1.0]
+        expected += i % 3 == 0
+        window.append_row(row)
+    window.append_rows(np.array([[np.inf, 1.0]] * 9))  # larger than the ring
+    expected += 9
+    assert expected == window.take_non_finite()
+    assert window.take_non_finite() == 0
+
+
+def test_a_row_numpy_cannot_convert_is_not_appended() -> None:
+    window = RingWindow(2, 3)
+    window.append_rows(_rows(0, 2))
+    with pytest.raises(ValueError):
+        window.append_row([1.0, "word", 3.0])
+    assert len(window) == 2
+
+
+def test_invalid_dimensions_raise() -> None:
+    with pytest.raises(ValueError):
+        RingWindow(0, 3)
+
+
+def test_concurrent_appends_lose_no_row() -> None:
+    window = RingWindow(100_000, 2)
+
+    def writer(value: float) -> None:
+        for _ in range(5_000):
+            window.append_row([value, value])
+
+    threads = [threading.Thread(target=writer, args=(float(i),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    snapshot, _ = window.snapshot()
+    assert len(window) == 20_000
+    assert {
+        float(v): int(c)
+        for v, c in zip(*np.unique(snapshot[:, 0], return_counts=True), strict=True)
+    } == {0.0: 5_000, 1.0: 5_000, 2.0: 5_000, 3.0: 5_000}
+
+
+def test_memory_stays_bounded_over_a_million_rows() -> None:
+    window = RingWindow(1_000, 20)
+    batch = np.random.default_rng(0).normal(size=(1_000, 20))
+    row = batch[0]
+    nbytes = window.nbytes
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        for _ in range(100):  # 100,000 single rows
+            for _ in range(1_000):
+                window.append_row(row)
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(900):  # 900,000 rows in batches
+            window.append_rows(batch)
+        after, _ = tracemalloc.get_traced_memory()
+        elapsed = time.perf_counter() - started
+    finally:
+        tracemalloc.stop()
+    assert nbytes == window.nbytes
+    assert after - before < 64 * 1024, "the window grew with traffic"
+    assert len(window) == 1_000
+    assert elapsed < 10.0
