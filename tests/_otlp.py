@@ -1,11 +1,13 @@
 """A real OTLP/HTTP and OTLP/gRPC receiver on loopback for tests.
 
 It decodes what the SDK's exporters send with the OTLP protobuf definitions, and can be told to
-misbehave (status code, delay) to test exporters against an unhealthy backend.
+misbehave (status code, delay) to test exporters against an unhealthy backend; :class:`BlackHole`
+accepts connections and never answers, :func:`refusing_endpoint` names a port nobody listens on.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -100,9 +102,9 @@ class OtlpReceiver:
 
 
 class OtlpHttpServer:
-    """OTLP/HTTP (protobuf) on ``http://127.0.0.1:<port>``."""
+    """OTLP/HTTP (protobuf) on ``http://127.0.0.1:<port>`` (``port=0``: any free one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.receiver = OtlpReceiver()
         receiver = self.receiver
 
@@ -131,7 +133,7 @@ class OtlpHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -182,3 +184,43 @@ class OtlpGrpcServer:
 
     def close(self) -> None:
         self._server.stop(grace=None)
+
+
+class BlackHole:
+    """A TCP endpoint on loopback that accepts connections and never answers.
+
+    An exporter pointed here blocks until its own timeout: the worst case for shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self.port = self._socket.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.connections: list[Any] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)  # held open, never read, never answered
+
+    def close(self) -> None:
+        self._closed.set()
+        for connection in self.connections:
+            connection.close()
+        self._socket.close()
+
+
+def refusing_endpoint() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens: every connection is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
