@@ -96,6 +96,12 @@ class RateLimitFilter(logging.Filter):
             record.msg = f"{record.msg} ({suppressed} similar messages suppressed)"
         return True
 
+    def reset(self) -> None:
+        """Forget what was seen: the next record of every kind passes."""
+        with self._lock:
+            self._last.clear()
+            self._suppressed.clear()
+
     def suppressed(self) -> int:
         """Records held back so far and not yet reported."""
         with self._lock:

@@ -7,6 +7,7 @@ accepts connections and never answers, :func:`refusing_endpoint` names a port no
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -194,6 +195,7 @@ class BlackHole:
 
     def __init__(self) -> None:
         self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self._socket.listen(128)
         self.port = self._socket.getsockname()[1]
@@ -215,7 +217,10 @@ class BlackHole:
         self._closed.set()
         for connection in self.connections:
             connection.close()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         self._socket.close()
+        self._thread.join(timeout=5)
 
 
 def refusing_endpoint() -> str:
@@ -224,3 +229,25 @@ def refusing_endpoint() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def sum_points(requests: list[Any], name: str) -> list[tuple[dict[str, Any], float]]:
+    """The data points of Sum metric ``name`` in the latest of ``requests`` that carries it.
+
+    Cumulative temporality (the SDK default for counters): the latest request holds the totals.
+    """
+    for request in reversed(requests):
+        points = [
+            (
+                {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in p.attributes},
+                p.as_int if p.HasField("as_int") else p.as_double,
+            )
+            for resource_metrics in request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+            if metric.name == name and metric.HasField("sum")
+            for p in metric.sum.data_points
+        ]
+        if points:
+            return points
+    return []
