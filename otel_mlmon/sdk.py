@@ -180,6 +180,7 @@ class Telemetry:
     prometheus_address: tuple[str, int] | None = None
     actions: dict[str, str] = field(default_factory=dict)
     disabled: bool = False
+    shutdown_timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _flushers: list[Callable[[int], bool]] = field(default_factory=list, repr=False)
     _shut_down: bool = field(default=False, repr=False)
@@ -197,14 +198,16 @@ class Telemetry:
             "flush",
         )
 
-    def shutdown(self, timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> bool:
+    def shutdown(self, timeout_millis: int | None = None) -> bool:
         """Flush and stop everything configure() started; idempotent.
 
         Bounded in time: the providers shut down in parallel and this returns after
-        ``timeout_millis`` at the latest (default :data:`SHUTDOWN_TIMEOUT_MILLIS`), with a
-        warning, even when the backend never answers; what was still pending is then lost.
-        Returns whether everything finished in time.
+        ``timeout_millis`` at the latest (default ``shutdown_timeout_millis``, as given to
+        configure()), with a warning, even when the backend never answers; what was still
+        pending is then lost. Returns whether everything finished in time.
         """
+        if timeout_millis is None:
+            timeout_millis = self.shutdown_timeout_millis
         global _current
         with _lock:
             if self._shut_down:
@@ -498,6 +501,7 @@ def configure(
     gpu_metrics: bool | None = None,
     set_global: bool = True,
     handle_sigterm: bool = True,
+    shutdown_timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS,
 ) -> Telemetry:
     """Set up traces, metrics and logs for a model service and return the handle.
 
@@ -515,7 +519,8 @@ def configure(
     (``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BLRP_MAX_QUEUE_SIZE``; drops are counted by the SDK's
     ``otel.sdk.*`` metrics when ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``), each export
     gives up after ``OTEL_EXPORTER_OTLP_TIMEOUT`` seconds, the exporters' warnings are
-    rate-limited, and :meth:`Telemetry.shutdown` (also run at exit) is bounded in time. With
+    rate-limited, and :meth:`Telemetry.shutdown` (also run at exit) returns within
+    ``shutdown_timeout_millis`` (default 5 s; keep it under your orchestrator's grace period). With
     ``handle_sigterm`` (the default) a SIGTERM that nobody else handles first flushes within
     that bound, then terminates the process as before. See ``docs/reliability.md``.
 
@@ -555,6 +560,8 @@ def configure(
             raise ConfigurationError(f"prometheus_port must be 0..65535, not {prometheus_port}")
         if metric_export_interval_millis is not None and metric_export_interval_millis <= 0:
             raise ConfigurationError("metric_export_interval_millis must be positive")
+        if shutdown_timeout_millis <= 0:
+            raise ConfigurationError("shutdown_timeout_millis must be positive")
         telemetry = _build(
             service_name=service_name,
             service_version=service_version,
@@ -573,6 +580,7 @@ def configure(
             gpu_metrics=gpu_metrics,
             set_global=set_global,
         )
+        telemetry.shutdown_timeout_millis = shutdown_timeout_millis
         _current = telemetry
         _rate_limit_export_logs()
         if handle_sigterm and _install_sigterm():
