@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -20,6 +21,7 @@ _logger: Final = logging.getLogger("otel_mlmon")
 _reported: set[str] = set()
 _reported_lock = threading.Lock()
 _counts: dict[str, int] = {}
+_filters: weakref.WeakSet[RateLimitFilter] = weakref.WeakSet()
 
 
 def strict() -> bool:
@@ -81,6 +83,7 @@ class RateLimitFilter(logging.Filter):
         self._lock = threading.Lock()
         self._last: dict[tuple[str, object], float] = {}
         self._suppressed: dict[tuple[str, object], int] = {}
+        _filters.add(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, record.msg)
@@ -106,3 +109,15 @@ class RateLimitFilter(logging.Filter):
         """Records held back so far and not yet reported."""
         with self._lock:
             return sum(self._suppressed.values())
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time stays held forever in the child.
+    global _reported_lock
+    _reported_lock = threading.Lock()
+    for log_filter in list(_filters):
+        log_filter._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

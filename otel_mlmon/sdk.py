@@ -262,6 +262,15 @@ _lock = threading.RLock()
 _current: Telemetry | None = None
 
 
+def _reinit_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # a lock held by another thread at fork stays held in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_in_child)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Flush within the shutdown bound, then die of SIGTERM as if we had not been here."""
     telemetry = _current
