@@ -231,11 +231,21 @@ class _Hostile:
     __bool__ = __index__ = __int__ = __lt__ = __format__ = _boom  # type: ignore[assignment]
 
 
+def _record_scalar(monitor: ModelMonitor) -> None:
+    with monitor.predict(features=_Hostile()) as p:
+        p.record(_Hostile(), _Hostile())
+
+
+def _record_batch(monitor: ModelMonitor) -> None:
+    with monitor.predict(features=[_Hostile()]) as p:
+        p.record([_Hostile(), 1], [_Hostile(), 0.5])
+
+
 @pytest.mark.parametrize(
     "call",
     [
-        lambda m: m.predict(features=_Hostile()).__enter__().record(_Hostile(), _Hostile()),
-        lambda m: m.predict().__enter__().record([_Hostile(), 1], [_Hostile(), 0.5]),
+        _record_scalar,
+        _record_batch,
         lambda m: m.record_label(_Hostile(), _Hostile()),
         lambda m: m.record_label("0" * 16, [_Hostile()]),
     ],
