@@ -362,7 +362,33 @@ def _otlp_kwargs(
         kwargs["endpoint"] = base if protocol == "grpc" else f"{base}/v1/{signal}"
     if headers is not None:
         kwargs["headers"] = dict(headers)
+    if protocol == "http/protobuf" and (
+        os.environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE")
+    ):
+        kwargs["session"] = _certificate_keeping_session()
     return kwargs
+
+
+def _certificate_keeping_session() -> Any:
+    """A requests Session whose own ``verify`` (the CA file of OTEL_EXPORTER_OTLP_CERTIFICATE)
+    wins over ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``.
+
+    requests lets those variables replace a session's CA file (psf/requests#3829), so in a
+    container that sets them the OTLP/HTTP exporters would silently ignore the certificate the
+    OpenTelemetry variable names, and fail to verify the collector.
+    """
+    import requests
+
+    class _Session(requests.Session):
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            if verify is None:
+                verify = self.verify
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+    return _Session()
 
 
 def _span_exporter(protocol: str, **kwargs: Any) -> Any:

@@ -103,9 +103,10 @@ class OtlpReceiver:
 
 
 class OtlpHttpServer:
-    """OTLP/HTTP (protobuf) on ``http://127.0.0.1:<port>`` (``port=0``: any free one)."""
+    """OTLP/HTTP (protobuf) on ``http://127.0.0.1:<port>`` (``port=0``: any free one), or on
+    ``https://`` with ``tls=(certificate_file, key_file)``."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: tuple[str, str] | None = None) -> None:
         self.receiver = OtlpReceiver()
         receiver = self.receiver
 
@@ -138,6 +139,13 @@ class OtlpHttpServer:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.endpoint = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

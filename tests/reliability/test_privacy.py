@@ -10,8 +10,12 @@ request bodies, query strings and headers too.
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 
+import certifi
 import numpy as np
 import pytest
 from _otlp import OtlpHttpServer
@@ -119,3 +123,37 @@ def test_an_exception_message_carrying_features_is_not_exported() -> None:
         text = _in_memory_text(telemetry)
     assert "ValueError" in text
     _assert_no_sentinel(text)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_otlp_over_tls_trusts_the_ca_from_the_environment(
+    tmp_path: Path, otel_env: pytest.MonkeyPatch
+) -> None:
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    server = OtlpHttpServer(tls=(str(certificate), str(key)))
+    try:
+        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", server.endpoint)
+        # A container-wide CA bundle must not override the one OpenTelemetry's variable names.
+        otel_env.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+        otel_env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
+        for trusted in (False, True):
+            if trusted:
+                otel_env.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(certificate))
+            telemetry = otel_mlmon.configure(
+                set_global=False, logs=False, gpu_metrics=False, handle_sigterm=False
+            )
+            monitor = ModelMonitor("tls", tracer_provider=telemetry.tracer_provider)
+            with monitor.predict() as p:
+                p.record(1)
+            telemetry.shutdown()
+            # An unknown CA is refused; the CA named by the environment is trusted.
+            assert (1 if trusted else 0) == len(server.receiver.spans())
+    finally:
+        server.close()
