@@ -238,12 +238,16 @@ def _run_bounded(steps: Sequence[Callable[[], object]], timeout_millis: int, wha
         threading.Thread(target=run, args=(step,), name=f"otel-mlmon-{what}", daemon=True)
         for step in steps
     ]
-    for thread in threads:
-        thread.start()
+    for thread, step in zip(threads, steps, strict=True):
+        try:
+            thread.start()
+        except RuntimeError:  # no new threads at interpreter shutdown (Python 3.12+): inline
+            run(step)
     deadline = time.monotonic() + max(timeout_millis, 0) / 1000
-    for thread in threads:
+    started = [thread for thread in threads if thread.ident is not None]
+    for thread in started:
         thread.join(max(deadline - time.monotonic(), 0))
-    late = sum(thread.is_alive() for thread in threads)
+    late = sum(thread.is_alive() for thread in started)
     if late:
         _logger.warning(
             "otel-mlmon: telemetry %s did not finish within %d ms (%d of %d steps still "
