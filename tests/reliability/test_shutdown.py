@@ -243,3 +243,35 @@ def _wait_until_serving(port: int, timeout: float = 20.0) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"nothing listens on {port} after {timeout}s")
+
+
+def test_shutdown_still_flushes_where_no_thread_can_start(
+    otlp_http: OtlpHttpServer, otel_env: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    telemetry = otel_mlmon.configure(
+        otlp_endpoint=otlp_http.endpoint,
+        set_global=False,
+        logs=False,
+        prometheus=False,
+        gpu_metrics=False,
+        process_metrics=False,
+        handle_sigterm=False,
+    )
+    monitor = ModelMonitor("m", tracer_provider=telemetry.tracer_provider)
+    with monitor.predict() as p:
+        p.record(1)
+
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name.startswith("otel-mlmon-"):  # ours only: the receiver needs its threads
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        start(self)
+
+    # As in an atexit handler on Python 3.12+: shutdown runs its steps inline instead.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        assert telemetry.shutdown()
+    assert 1 == len(otlp_http.receiver.spans())
