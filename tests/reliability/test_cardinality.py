@@ -87,3 +87,19 @@ def test_distinct_exception_types_stay_within_the_error_bound(
     series = _series(telemetry)
     assert 64 + 1 == series[semconv.ML_MODEL_ERRORS]  # 64 types, then _OTHER
     assert 300 == sum(p.value for p in telemetry.metric_points(semconv.ML_MODEL_ERRORS))
+
+
+def test_predictions_waiting_for_labels_are_bounded(telemetry: InMemoryTelemetry) -> None:
+    monitor = ModelMonitor("pending", pending_labels=100, trace=False, **telemetry.providers)
+    ids = []
+    for i in range(1_000):  # labels never come for most: the oldest are forgotten first
+        with monitor.predict() as p:
+            p.record(i % 2)
+        ids.append(p.id)
+    for i, prediction_id in enumerate(ids):
+        monitor.record_label(prediction_id, i % 2)
+    outcomes = {
+        p.attributes[semconv.ML_LABEL_OUTCOME]: p.value
+        for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+    }
+    assert {semconv.LABEL_UNKNOWN_ID: 900, semconv.LABEL_MATCHED: 100} == outcomes
