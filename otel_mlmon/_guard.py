@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -20,6 +21,7 @@ _logger: Final = logging.getLogger("otel_mlmon")
 _reported: set[str] = set()
 _reported_lock = threading.Lock()
 _counts: dict[str, int] = {}
+_filters: weakref.WeakSet[RateLimitFilter] = weakref.WeakSet()
 
 
 def strict() -> bool:
@@ -64,3 +66,58 @@ def warn_once(key: str, message: str, *args: object) -> None:
             return
         _reported.add(key)
     _logger.warning(message, *args)
+
+
+class RateLimitFilter(logging.Filter):
+    """Let through one record per (logger, message template) per ``interval`` seconds.
+
+    For the OpenTelemetry exporters' own loggers: a backend that is down makes every export
+    attempt log an error and every retry a warning, which would flood the service's logs. The
+    first record of a kind passes at once; later ones within the interval are counted, and the
+    next one let through says how many were suppressed.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, object], float] = {}
+        self._suppressed: dict[tuple[str, object], int] = {}
+        _filters.add(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = record.created
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            record.msg = f"{record.msg} ({suppressed} similar messages suppressed)"
+        return True
+
+    def reset(self) -> None:
+        """Forget what was seen: the next record of every kind passes."""
+        with self._lock:
+            self._last.clear()
+            self._suppressed.clear()
+
+    def suppressed(self) -> int:
+        """Records held back so far and not yet reported."""
+        with self._lock:
+            return sum(self._suppressed.values())
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time stays held forever in the child.
+    global _reported_lock
+    _reported_lock = threading.Lock()
+    for log_filter in list(_filters):
+        log_filter._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

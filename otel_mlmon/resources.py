@@ -49,11 +49,29 @@ def observe_process(meter_provider: MeterProvider) -> Callable[[], None]:
         _logger.info("otel-mlmon: process metrics already observed by SystemMetricsInstrumentor")
         return lambda: None
     instrumentor.instrument(meter_provider=meter_provider)
+    _process_instrumentors.add(instrumentor)
 
     def stop() -> None:
+        _process_instrumentors.discard(instrumentor)
         instrumentor.uninstrument()
 
     return stop
+
+
+# SystemMetricsInstrumentor reads a psutil.Process bound to the pid it was instrumented in: in a
+# forked worker it would go on reporting the parent's memory and CPU. Rebind it in the child.
+_process_instrumentors: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _process_after_fork_in_child() -> None:
+    instrumentors = list(_process_instrumentors)
+    if not instrumentors:
+        return
+    import psutil  # already loaded by the instrumentor: no import work in the fork hook
+
+    for instrumentor in instrumentors:
+        if getattr(instrumentor, "_proc", None) is not None:
+            instrumentor._proc = psutil.Process()
 
 
 _gpu_instances: weakref.WeakSet[GpuMetrics] = weakref.WeakSet()
@@ -223,3 +241,4 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=_process_after_fork_in_child)

@@ -9,13 +9,19 @@ back; an invalid argument raises :class:`~otel_mlmon.exceptions.ConfigurationErr
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
+import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Final, Literal
 
 from opentelemetry import _logs as logs_api
@@ -48,6 +54,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from otel_mlmon import resources, semconv
+from otel_mlmon._guard import RateLimitFilter
 from otel_mlmon.environment_variables import (
     OTEL_MLMON_CONSOLE_SPANS,
     OTEL_MLMON_GPU_METRICS,
@@ -83,8 +90,26 @@ DEFAULT_PROMETHEUS_PORT: Final = 9464
 #: Default address the Prometheus endpoint binds (``OTEL_EXPORTER_PROMETHEUS_HOST``): loopback,
 #: so nothing is exposed unless asked.
 DEFAULT_PROMETHEUS_HOST: Final = "localhost"
-#: Longest a ``shutdown()`` waits for each provider's flush.
+#: Longest :meth:`Telemetry.shutdown` blocks, all providers together (they shut down in
+#: parallel). A backend that never answers cannot hold the process past it.
 SHUTDOWN_TIMEOUT_MILLIS: Final = 5_000
+#: Interval of the rate limit on the OpenTelemetry exporters' own warnings and errors.
+EXPORT_WARNING_INTERVAL_S: Final = 60.0
+#: Loggers of the SDK and OTLP exporters that log once per failed export or retry; configure()
+#: puts a :class:`~otel_mlmon._guard.RateLimitFilter` on them so a dead backend cannot flood
+#: the service's logs.
+EXPORT_LOGGERS: Final = (
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+    "opentelemetry.sdk._logs._internal.export",
+    "opentelemetry.sdk.trace.export",
+)
+_export_log_filter: Final = RateLimitFilter(EXPORT_WARNING_INTERVAL_S)
 
 
 def default_views() -> list[View]:
@@ -155,42 +180,140 @@ class Telemetry:
     prometheus_address: tuple[str, int] | None = None
     actions: dict[str, str] = field(default_factory=dict)
     disabled: bool = False
+    shutdown_timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _flushers: list[Callable[[int], bool]] = field(default_factory=list, repr=False)
     _shut_down: bool = field(default=False, repr=False)
 
     def force_flush(self, timeout_millis: int = 10_000) -> bool:
-        """Export everything pending; ``False`` if some provider did not finish in time."""
-        ok = True
-        for flush in self._flushers:
-            try:
-                ok = flush(timeout_millis) and ok
-            except Exception:
-                _logger.warning("otel-mlmon: flush failed", exc_info=True)
-                ok = False
-        return ok
+        """Export everything pending; ``False`` if some provider did not finish in time.
 
-    def shutdown(self) -> None:
+        Bounded: the providers flush in parallel and this returns after ``timeout_millis`` at
+        the latest, even when an exporter is stuck on a backend that never answers (the SDK's
+        batch processors do not bound their own flush).
+        """
+        return _run_bounded(
+            [functools.partial(flush, timeout_millis) for flush in self._flushers],
+            timeout_millis,
+            "flush",
+        )
+
+    def shutdown(self, timeout_millis: int | None = None) -> bool:
         """Flush and stop everything configure() started; idempotent.
 
-        Bounded in time: each provider gets at most ``SHUTDOWN_TIMEOUT_MILLIS``.
+        Bounded in time: the providers shut down in parallel and this returns after
+        ``timeout_millis`` at the latest (default ``shutdown_timeout_millis``, as given to
+        configure()), with a warning, even when the backend never answers; what was still
+        pending is then lost. Returns whether everything finished in time.
         """
+        if timeout_millis is None:
+            timeout_millis = self.shutdown_timeout_millis
         global _current
         with _lock:
             if self._shut_down:
-                return
+                return True
             self._shut_down = True
             if _current is self:
                 _current = None
-        for close in reversed(self._closers):
-            try:
-                close()
-            except Exception:
-                _logger.warning("otel-mlmon: shutdown step failed", exc_info=True)
+        _restore_sigterm()
+        return _run_bounded(list(reversed(self._closers)), timeout_millis, "shutdown")
 
 
-_lock = threading.Lock()
+def _run_bounded(steps: Sequence[Callable[[], object]], timeout_millis: int, what: str) -> bool:
+    """Run ``steps`` in parallel daemon threads; wait at most ``timeout_millis`` for all.
+
+    A step returning ``False`` or raising counts as a failure; a step still running at the
+    deadline is abandoned (its thread is a daemon, so it cannot keep the process alive).
+    """
+    results: list[bool] = []
+
+    def run(step: Callable[[], object]) -> None:
+        try:
+            results.append(step() is not False)
+        except Exception:
+            _logger.warning("otel-mlmon: a telemetry %s step failed", what, exc_info=True)
+            results.append(False)
+
+    threads = [
+        threading.Thread(target=run, args=(step,), name=f"otel-mlmon-{what}", daemon=True)
+        for step in steps
+    ]
+    for thread, step in zip(threads, steps, strict=True):
+        try:
+            thread.start()
+        except RuntimeError:  # no new threads at interpreter shutdown (Python 3.12+): inline
+            run(step)
+    deadline = time.monotonic() + max(timeout_millis, 0) / 1000
+    started = [thread for thread in threads if thread.ident is not None]
+    for thread in started:
+        thread.join(max(deadline - time.monotonic(), 0))
+    late = sum(thread.is_alive() for thread in started)
+    if late:
+        _logger.warning(
+            "otel-mlmon: telemetry %s did not finish within %d ms (%d of %d steps still "
+            "running; is the OTLP backend reachable?); pending telemetry may be lost",
+            what,
+            timeout_millis,
+            late,
+            len(threads),
+        )
+        return False
+    return all(results)
+
+
+# Re-entrant: the SIGTERM handler runs on the main thread, possibly inside configure().
+_lock = threading.RLock()
 _current: Telemetry | None = None
+
+
+def _reinit_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # a lock held by another thread at fork stays held in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_in_child)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Flush within the shutdown bound, then die of SIGTERM as if we had not been here."""
+    telemetry = _current
+    if telemetry is not None:
+        telemetry.shutdown()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_sigterm() -> bool:
+    """Flush on SIGTERM, but only where nobody else handles it.
+
+    Only from the main thread and only while SIGTERM has its default action: a server that
+    handles SIGTERM itself (gunicorn, uvicorn) exits gracefully and atexit runs our shutdown.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        return False
+    return True
+
+
+def _restore_sigterm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _rate_limit_export_logs() -> None:
+    for name in EXPORT_LOGGERS:
+        log = logging.getLogger(name)
+        if _export_log_filter not in log.filters:
+            log.addFilter(_export_log_filter)
 
 
 def _protocol(signal: str, argument: str | None) -> str:
@@ -243,7 +366,33 @@ def _otlp_kwargs(
         kwargs["endpoint"] = base if protocol == "grpc" else f"{base}/v1/{signal}"
     if headers is not None:
         kwargs["headers"] = dict(headers)
+    if protocol == "http/protobuf" and (
+        os.environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
+        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE")
+    ):
+        kwargs["session"] = _certificate_keeping_session()
     return kwargs
+
+
+def _certificate_keeping_session() -> Any:
+    """A requests Session whose own ``verify`` (the CA file of OTEL_EXPORTER_OTLP_CERTIFICATE)
+    wins over ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``.
+
+    requests lets those variables replace a session's CA file (psf/requests#3829), so in a
+    container that sets them the OTLP/HTTP exporters would silently ignore the certificate the
+    OpenTelemetry variable names, and fail to verify the collector.
+    """
+    import requests
+
+    class _Session(requests.Session):
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            if verify is None:
+                verify = self.verify
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+    return _Session()
 
 
 def _span_exporter(protocol: str, **kwargs: Any) -> Any:
@@ -291,7 +440,9 @@ def _resource(
         "telemetry.distro.name": "otel-mlmon",
         "telemetry.distro.version": __version__,
         "host.name": socket.gethostname(),
-        "process.pid": os.getpid(),
+        # No process.pid here: a static one goes stale in the workers of a pre-forking server.
+        # service.instance.id (the SDK's detector) is renewed in each forked child, and so is
+        # process.pid when OTEL_EXPERIMENTAL_RESOURCE_DETECTORS includes "process".
     }
     extra.update(attributes or {})
     if service_name is not None:
@@ -323,13 +474,46 @@ def _start_prometheus(
             "prometheus_port= or OTEL_EXPORTER_PROMETHEUS_PORT"
         ) from exc
     bound = server.server_address
+    owner = os.getpid()
 
     def stop() -> None:
+        if os.getpid() != owner:
+            # A forked child has the listening socket but not the serving thread:
+            # server.shutdown() would wait forever for a loop that does not run here.
+            server.server_close()
+            return
         server.shutdown()
         server.server_close()
         thread.join(timeout=2)
 
+    _prometheus_servers.add(server)
     return reader, (str(bound[0]), int(bound[1])), stop
+
+
+# The embedded Prometheus endpoint belongs to the process that configured it: its serving
+# thread does not survive fork. A forked child (a gunicorn worker) closes its copy of the
+# listening socket, so the port is not held by workers once the master is gone, and says once
+# that its metrics are not served there.
+_prometheus_servers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_prometheus_in_child() -> None:
+    servers = list(_prometheus_servers)
+    _prometheus_servers.clear()
+    for server in servers:
+        with contextlib.suppress(OSError):
+            server.socket.close()
+    if servers:
+        _logger.warning(
+            "otel-mlmon: process %d was forked after configure() started the Prometheus "
+            "endpoint; the endpoint stays with the parent and does not serve this process's "
+            "metrics. With a pre-forking server use OTLP, or call configure() in each worker.",
+            os.getpid(),
+        )
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_prometheus_in_child)
 
 
 def _existing(provider: object, proxy_names: tuple[str, ...]) -> bool:
@@ -355,6 +539,8 @@ def configure(
     process_metrics: bool | None = None,
     gpu_metrics: bool | None = None,
     set_global: bool = True,
+    handle_sigterm: bool = True,
+    shutdown_timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS,
 ) -> Telemetry:
     """Set up traces, metrics and logs for a model service and return the handle.
 
@@ -367,6 +553,15 @@ def configure(
     ``OTEL_TRACES_EXPORTER``,
     ``OTEL_METRICS_EXPORTER`` and ``OTEL_LOGS_EXPORTER`` (``otlp``, ``console``, ``none``,
     and ``prometheus`` for metrics) override that choice per signal.
+
+    Telemetry never breaks the service: export runs on background threads with bounded queues
+    (``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BLRP_MAX_QUEUE_SIZE``; drops are counted by the SDK's
+    ``otel.sdk.*`` metrics when ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``), each export
+    gives up after ``OTEL_EXPORTER_OTLP_TIMEOUT`` seconds, the exporters' warnings are
+    rate-limited, and :meth:`Telemetry.shutdown` (also run at exit) returns within
+    ``shutdown_timeout_millis`` (default 5 s; keep it under your orchestrator's grace period). With
+    ``handle_sigterm`` (the default) a SIGTERM that nobody else handles first flushes within
+    that bound, then terminates the process as before. See ``docs/reliability.md``.
 
     Idempotent: a second call returns the first handle (with a warning if its arguments
     differ). Global providers that the application set before are kept, never replaced;
@@ -404,6 +599,8 @@ def configure(
             raise ConfigurationError(f"prometheus_port must be 0..65535, not {prometheus_port}")
         if metric_export_interval_millis is not None and metric_export_interval_millis <= 0:
             raise ConfigurationError("metric_export_interval_millis must be positive")
+        if shutdown_timeout_millis <= 0:
+            raise ConfigurationError("shutdown_timeout_millis must be positive")
         telemetry = _build(
             service_name=service_name,
             service_version=service_version,
@@ -422,10 +619,14 @@ def configure(
             gpu_metrics=gpu_metrics,
             set_global=set_global,
         )
+        telemetry.shutdown_timeout_millis = shutdown_timeout_millis
         _current = telemetry
+        _rate_limit_export_logs()
+        if handle_sigterm and _install_sigterm():
+            telemetry.actions["sigterm"] = "flush within the shutdown bound, then terminate"
     atexit.register(telemetry.shutdown)
-    for signal, action in telemetry.actions.items():
-        _logger.info("otel-mlmon: %s: %s", signal, action)
+    for name, action in telemetry.actions.items():
+        _logger.info("otel-mlmon: %s: %s", name, action)
     if logs:
         _configure_logs(telemetry)
     return telemetry
@@ -469,32 +670,9 @@ def _build(
         choice = _exporter_choice(signal, default)
         return choice, _protocol(signal, otlp_protocol) if choice == "otlp" else ""
 
-    # Traces.
-    existing_tracer = trace.get_tracer_provider()
-    tracer_provider: trace.TracerProvider
-    if set_global and _existing(existing_tracer, ("ProxyTracerProvider",)):
-        tracer_provider = existing_tracer
-        actions["traces"] = f"kept the existing {type(existing_tracer).__name__}"
-    else:
-        if console_spans is None:
-            console_spans = _env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
-        sdk_tracer = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
-        choice, protocol = exporter_for("traces", "console" if console_spans else "none")
-        if choice == "otlp":
-            exporter = _span_exporter(
-                protocol, **_otlp_kwargs("traces", protocol, otlp_endpoint, otlp_headers)
-            )
-            sdk_tracer.add_span_processor(BatchSpanProcessor(exporter))
-        elif choice == "console":
-            sdk_tracer.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
-        actions["traces"] = f"set TracerProvider: {choice} {protocol}".rstrip()
-        if set_global:
-            trace.set_tracer_provider(sdk_tracer)
-        tracer_provider = sdk_tracer
-        flushers.append(sdk_tracer.force_flush)
-        closers.append(sdk_tracer.shutdown)
-
-    # Metrics.
+    # Metrics first: the span and log pipelines report their own health (queue size, drops,
+    # failed exports as otel.sdk.* metrics, when OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true)
+    # into this MeterProvider rather than into whatever the global one is.
     prometheus_address: tuple[str, int] | None = None
     existing_meter = metrics.get_meter_provider()
     meter_provider: metrics.MeterProvider
@@ -550,6 +728,39 @@ def _build(
         if stop_prometheus is not None:
             closers.append(stop_prometheus)
 
+    # Traces.
+    existing_tracer = trace.get_tracer_provider()
+    tracer_provider: trace.TracerProvider
+    if set_global and _existing(existing_tracer, ("ProxyTracerProvider",)):
+        tracer_provider = existing_tracer
+        actions["traces"] = f"kept the existing {type(existing_tracer).__name__}"
+    else:
+        if console_spans is None:
+            console_spans = _env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
+        sdk_tracer = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+        choice, protocol = exporter_for("traces", "console" if console_spans else "none")
+        if choice == "otlp":
+            exporter = _span_exporter(
+                protocol,
+                meter_provider=meter_provider,
+                **_otlp_kwargs("traces", protocol, otlp_endpoint, otlp_headers),
+            )
+            sdk_tracer.add_span_processor(
+                BatchSpanProcessor(exporter, meter_provider=meter_provider)
+            )
+        elif choice == "console":
+            sdk_tracer.add_span_processor(
+                BatchSpanProcessor(
+                    ConsoleSpanExporter(out=sys.stdout), meter_provider=meter_provider
+                )
+            )
+        actions["traces"] = f"set TracerProvider: {choice} {protocol}".rstrip()
+        if set_global:
+            trace.set_tracer_provider(sdk_tracer)
+        tracer_provider = sdk_tracer
+        flushers.append(sdk_tracer.force_flush)
+        closers.append(sdk_tracer.shutdown)
+
     # Logs.
     existing_logger = logs_api.get_logger_provider()
     logger_provider: logs_api.LoggerProvider
@@ -561,12 +772,18 @@ def _build(
         sdk_logger = LoggerProvider(resource=resource, shutdown_on_exit=False)
         if choice == "otlp":
             exporter = _log_exporter(
-                protocol, **_otlp_kwargs("logs", protocol, otlp_endpoint, otlp_headers)
+                protocol,
+                meter_provider=meter_provider,
+                **_otlp_kwargs("logs", protocol, otlp_endpoint, otlp_headers),
             )
-            sdk_logger.add_log_record_processor(BatchLogRecordProcessor(exporter))
+            sdk_logger.add_log_record_processor(
+                BatchLogRecordProcessor(exporter, meter_provider=meter_provider)
+            )
         elif choice == "console":
             sdk_logger.add_log_record_processor(
-                BatchLogRecordProcessor(ConsoleLogRecordExporter(out=sys.stdout))
+                BatchLogRecordProcessor(
+                    ConsoleLogRecordExporter(out=sys.stdout), meter_provider=meter_provider
+                )
             )
         actions["logs"] = f"set LoggerProvider: {choice} {protocol}".rstrip()
         if set_global:

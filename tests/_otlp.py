@@ -1,11 +1,14 @@
 """A real OTLP/HTTP and OTLP/gRPC receiver on loopback for tests.
 
 It decodes what the SDK's exporters send with the OTLP protobuf definitions, and can be told to
-misbehave (status code, delay) to test exporters against an unhealthy backend.
+misbehave (status code, delay) to test exporters against an unhealthy backend; :class:`BlackHole`
+accepts connections and never answers, :func:`refusing_endpoint` names a port nobody listens on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -100,9 +103,10 @@ class OtlpReceiver:
 
 
 class OtlpHttpServer:
-    """OTLP/HTTP (protobuf) on ``http://127.0.0.1:<port>``."""
+    """OTLP/HTTP (protobuf) on ``http://127.0.0.1:<port>`` (``port=0``: any free one), or on
+    ``https://`` with ``tls=(certificate_file, key_file)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, tls: tuple[str, str] | None = None) -> None:
         self.receiver = OtlpReceiver()
         receiver = self.receiver
 
@@ -131,10 +135,17 @@ class OtlpHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.endpoint = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -182,3 +193,69 @@ class OtlpGrpcServer:
 
     def close(self) -> None:
         self._server.stop(grace=None)
+
+
+class BlackHole:
+    """A TCP endpoint on loopback that accepts connections and never answers.
+
+    An exporter pointed here blocks until its own timeout: the worst case for shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self.port = self._socket.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.connections: list[Any] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)  # held open, never read, never answered
+
+    def close(self) -> None:
+        self._closed.set()
+        for connection in self.connections:
+            connection.close()
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        self._socket.close()
+        self._thread.join(timeout=5)
+
+
+def refusing_endpoint() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens: every connection is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def sum_points(requests: list[Any], name: str) -> list[tuple[dict[str, Any], float]]:
+    """The data points of Sum metric ``name`` in the latest of ``requests`` that carries it.
+
+    Cumulative temporality (the SDK default for counters): the latest request holds the totals.
+    """
+    for request in reversed(requests):
+        points = [
+            (
+                {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in p.attributes},
+                p.as_int if p.HasField("as_int") else p.as_double,
+            )
+            for resource_metrics in request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+            if metric.name == name and metric.HasField("sum")
+            for p in metric.sum.data_points
+        ]
+        if points:
+            return points
+    return []

@@ -1,0 +1,277 @@
+"""Shutdown flushes pending spans, metrics and logs, and is bounded in time even when the
+backend never answers: in process, at normal interpreter exit, on SIGTERM, and under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _otlp import BlackHole, OtlpHttpServer, sum_points
+
+import otel_mlmon
+from otel_mlmon import ModelMonitor, sdk
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What an exporter alone would wait for a black hole: far beyond the shutdown bound.
+LONG_EXPORT_TIMEOUT_S = "30"
+#: Slack for interpreter start-up and exit on a loaded 2-core machine.
+SLACK_S = 4.0
+#: The shutdown bound the subprocesses configure (the default, 5 s, would make a slow suite).
+BOUND_MS = 1_000
+BOUND_S = BOUND_MS / 1000
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def _child_env(endpoint: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_TIMEOUT=LONG_EXPORT_TIMEOUT_S,
+        OTEL_MLMON_GPU_METRICS="false",
+        OTEL_MLMON_STRICT="true",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    return env
+
+
+SERVICE = textwrap.dedent(
+    """
+    import sys, time
+    import otel_mlmon
+    from otel_mlmon import ModelMonitor
+
+    telemetry = otel_mlmon.configure(
+        service_name="shutdown-test", logs=False, shutdown_timeout_millis=int(sys.argv[2])
+    )
+    monitor = ModelMonitor("m")
+    logger = telemetry.logger_provider.get_logger("service")
+    for i in range(5):
+        with monitor.predict() as p:
+            p.record(i % 2, 0.75)
+        logger.emit(body=f"prediction {i}")
+    print("ready", flush=True)
+    if sys.argv[1] == "wait":
+        time.sleep(120)
+    """
+)
+
+
+def _run(tmp_path: Path, env: dict[str, str], mode: str) -> tuple[int, float, str]:
+    """Start the service, exit it (``exit``) or SIGTERM it (``wait``); return the exit code,
+    the seconds from "ready" to exit, and stderr."""
+    script = tmp_path / "service.py"
+    script.write_text(SERVICE)
+    process = subprocess.Popen(
+        [sys.executable, str(script), mode, str(BOUND_MS)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert "ready" == process.stdout.readline().strip()
+    ready = time.monotonic()
+    if mode == "wait":
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=BOUND_S + 3 * SLACK_S)
+    finally:
+        process.kill()
+    return process.returncode, time.monotonic() - ready, stderr
+
+
+@pytest.mark.parametrize("mode", ["exit", "wait"], ids=["normal-exit", "sigterm"])
+def test_exit_and_sigterm_flush_pending_spans_metrics_and_logs(
+    tmp_path: Path, otlp_http: OtlpHttpServer, mode: str
+) -> None:
+    # Default schedules (spans every 5 s, metrics every 60 s): nothing was exported before exit.
+    code, _, stderr = _run(tmp_path, _child_env(otlp_http.endpoint), mode)
+    assert (0 if mode == "exit" else -signal.SIGTERM) == code, stderr
+    receiver = otlp_http.receiver
+    assert 5 == len(receiver.spans())
+    predictions = sum_points(receiver.requests["/v1/metrics"], "ml.model.predictions")
+    assert 5 == sum(value for _, value in predictions)
+    assert [f"prediction {i}" for i in range(5)] == [
+        r.body.string_value for r in receiver.log_records()
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+@pytest.mark.parametrize("mode", ["exit", "wait"], ids=["normal-exit", "sigterm"])
+def test_a_backend_that_never_answers_cannot_hold_exit_past_the_bound(
+    tmp_path: Path, black_hole: BlackHole, mode: str, protocol: str
+) -> None:
+    env = _child_env(black_hole.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+    code, elapsed, stderr = _run(tmp_path, env, mode)
+    assert (0 if mode == "exit" else -signal.SIGTERM) == code, stderr
+    assert elapsed < BOUND_S + SLACK_S
+    assert f"did not finish within {BOUND_MS} ms" in stderr
+
+
+def test_shutdown_and_flush_return_at_their_bound_when_the_backend_never_answers(
+    black_hole: BlackHole, otel_env: pytest.MonkeyPatch
+) -> None:
+    otel_env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", LONG_EXPORT_TIMEOUT_S)
+    telemetry = otel_mlmon.configure(
+        otlp_endpoint=black_hole.endpoint,
+        set_global=False,
+        logs=False,
+        prometheus=False,
+        gpu_metrics=False,
+        process_metrics=False,
+        handle_sigterm=False,
+    )
+    monitor = ModelMonitor("m", tracer_provider=telemetry.tracer_provider)
+    with monitor.predict() as p:
+        p.record(1)
+
+    start = time.monotonic()
+    assert not telemetry.force_flush(timeout_millis=500)
+    assert not telemetry.shutdown(timeout_millis=500)
+    assert time.monotonic() - start < 1.0 + 1.0  # two 0.5 s bounds, plus scheduling slack
+    assert telemetry.shutdown()  # idempotent: already done
+
+
+def test_sigterm_is_handled_only_where_nobody_else_handles_it(
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    kwargs = {"set_global": False, "logs": False, "prometheus": False, "gpu_metrics": False}
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        telemetry = otel_mlmon.configure(**kwargs)  # type: ignore[arg-type]
+        assert sdk._on_sigterm is signal.getsignal(signal.SIGTERM)
+        assert "sigterm" in telemetry.actions
+        telemetry.shutdown()
+        assert signal.SIG_DFL is signal.getsignal(signal.SIGTERM)
+
+        def servers_own(signum: int, frame: object) -> None:
+            pass
+
+        signal.signal(signal.SIGTERM, servers_own)
+        telemetry = otel_mlmon.configure(**kwargs)  # type: ignore[arg-type]
+        assert servers_own is signal.getsignal(signal.SIGTERM)
+        assert "sigterm" not in telemetry.actions
+        telemetry.shutdown()
+        assert servers_own is signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+ASGI_APP = textwrap.dedent(
+    """
+    import otel_mlmon
+    from otel_mlmon import ModelMonitor
+
+    telemetry = otel_mlmon.configure(service_name="uvicorn-test", logs=False)
+    monitor = ModelMonitor("m")
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    # uvicorn re-raises SIGTERM with its default action once it has shut
+                    # down, so atexit never runs: the app's lifespan is where to flush.
+                    telemetry.shutdown()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        with monitor.predict() as p:
+            p.record(1, 0.5)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+    """
+)
+
+
+def test_uvicorn_flushes_on_sigterm_through_the_lifespan_shutdown(
+    tmp_path: Path, otlp_http: OtlpHttpServer
+) -> None:
+    import httpx
+
+    (tmp_path / "asgi_service.py").write_text(ASGI_APP)
+    env = _child_env(otlp_http.endpoint)
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "asgi_service:app", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_serving(port)
+        for _ in range(3):
+            assert 200 == httpx.get(f"http://127.0.0.1:{port}/").status_code
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=sdk.SHUTDOWN_TIMEOUT_MILLIS / 1000 + SLACK_S)
+    finally:
+        process.kill()
+    assert 3 == len(otlp_http.receiver.spans())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_serving(port: int, timeout: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port} after {timeout}s")
+
+
+def test_shutdown_still_flushes_where_no_thread_can_start(
+    otlp_http: OtlpHttpServer, otel_env: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    telemetry = otel_mlmon.configure(
+        otlp_endpoint=otlp_http.endpoint,
+        set_global=False,
+        logs=False,
+        prometheus=False,
+        gpu_metrics=False,
+        process_metrics=False,
+        handle_sigterm=False,
+    )
+    monitor = ModelMonitor("m", tracer_provider=telemetry.tracer_provider)
+    with monitor.predict() as p:
+        p.record(1)
+
+    start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        if self.name.startswith("otel-mlmon-"):  # ours only: the receiver needs its threads
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        start(self)
+
+    # As in an atexit handler on Python 3.12+: shutdown runs its steps inline instead.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refuse)
+        assert telemetry.shutdown()
+    assert 1 == len(otlp_http.receiver.spans())
