@@ -21,6 +21,7 @@ import threading
 import time
 import weakref
 from collections import Counter as _Tally
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, ParamSpec, TypeVar, overload
@@ -33,7 +34,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from otel_mlmon import semconv
 from otel_mlmon._guard import report_internal_error, strict
-from otel_mlmon.context import ModelContext, bind_model, reset_model
+from otel_mlmon.context import ModelContext
+from otel_mlmon.context import _model as _model_var
 from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.quality import QualityWindow
@@ -62,6 +64,17 @@ def _error_type(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+# Types recorded as one prediction without further checks: the common case, decided by one
+# set lookup instead of a chain of isinstance() calls (numpy scalars take the slower path).
+_PLAIN: Final[frozenset[type]] = frozenset({int, float, str, bool})
+# Bound once: module attribute lookups on every prediction add up.
+_perf_counter: Final = time.perf_counter
+_getrandbits: Final = random.getrandbits
+# context.bind_model / reset_model without their call frames, twice per prediction.
+_bind_model: Final = _model_var.set
+_reset_model: Final = _model_var.reset
 
 
 def _is_batch(value: object) -> bool:
@@ -100,12 +113,14 @@ class _Attributes:
     __slots__ = (
         "base",
         "classes",
+        "classification",
         "errors",
         "label_outcomes",
         "lock",
         "max_classes",
         "model",
         "overflow",
+        "regression",
         "span",
     )
 
@@ -129,6 +144,9 @@ class _Attributes:
                 semconv.LABEL_INVALID,
             )
         }
+        # The task as flags, so the recording path tests a bool rather than compares strings.
+        self.classification = task == "classification"
+        self.regression = task == "regression"
         self.max_classes = max_classes
         self.classes: dict[Hashable, Mapping[str, str]] = {}
         self.errors: dict[str, Mapping[str, str]] = {}
@@ -194,28 +212,32 @@ class Prediction:
         self._features = features
         self._attributes = monitor._attributes
         self._recorded = False
-        self.id: str = f"{random.getrandbits(64):016x}"
+        # 16 lower-case hex digits from 64 random bits, by the cheapest route (three C calls; an
+        # f-string format costs five times as much). The random module reseeds in a forked
+        # child, so children never repeat their parent's ids.
+        self.id: str = _getrandbits(64).to_bytes(8, "little").hex()
 
     def __enter__(self) -> Prediction:
         monitor = self._monitor
-        self._span = None
-        self._context_token = None
-        try:
-            if monitor._traced:
-                span = monitor._tracer.start_span(
-                    monitor._span_name,
-                    kind=SpanKind.INTERNAL,
-                    attributes=self._attributes.span,
-                )
-                span.set_attribute(semconv.ML_PREDICTION_ID, self.id)
-                self._span = span
-                self._context_token = otel_context.attach(trace_api.set_span_in_context(span))
-            self._model_token = bind_model(self._attributes.model)
-            if self._features is not None and monitor._drift is not None:
-                monitor._drift.append(self._features)
-        except Exception as exc:
-            _internal_error("ModelMonitor.predict", exc)
-        self._start = time.perf_counter()
+        # Bound first, so __exit__ always has a token to reset even if the span fails.
+        self._model_token = _bind_model(self._attributes.model)
+        self._span = self._context_token = None
+        if monitor._traced or self._features is not None:
+            try:
+                if monitor._traced:
+                    span = monitor._tracer.start_span(
+                        monitor._span_name,
+                        kind=SpanKind.INTERNAL,
+                        attributes=self._attributes.span,
+                    )
+                    span.set_attribute(semconv.ML_PREDICTION_ID, self.id)
+                    self._span = span
+                    self._context_token = otel_context.attach(trace_api.set_span_in_context(span))
+                if self._features is not None and monitor._drift is not None:
+                    monitor._drift.append(self._features)
+            except Exception as exc:
+                _internal_error("ModelMonitor.predict", exc)
+        self._start = _perf_counter()
         return self
 
     def record(self, prediction: object, confidence: object = None) -> None:
@@ -231,10 +253,10 @@ class Prediction:
                 monitor._reject(semconv.REJECT_RECORDED_TWICE)
                 return
             self._recorded = True
-            if _is_batch(prediction):
-                monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
-            else:
+            if type(prediction) in _PLAIN or not _is_batch(prediction):
                 monitor._record_one(self, prediction, confidence)
+            else:
+                monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
         except Exception as exc:
             _internal_error("Prediction.record", exc)
 
@@ -244,7 +266,7 @@ class Prediction:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> Literal[False]:
-        duration = time.perf_counter() - self._start
+        duration = _perf_counter() - self._start
         try:
             monitor = self._monitor
             span = self._span
@@ -264,7 +286,7 @@ class Prediction:
             _internal_error("ModelMonitor.predict", internal)
         if self._context_token is not None:
             otel_context.detach(self._context_token)
-        reset_model(self._model_token)
+        _reset_model(self._model_token)
         return False
 
 
@@ -356,7 +378,9 @@ class ModelMonitor:
         semconv.create_ml_model_info(meter, [self._observe_info])
         semconv.create_ml_model_load_time(meter, [self._observe_load_time])
 
-        self._pending: dict[str, tuple[object, float]] = {}
+        # Insertion-ordered, oldest first: popitem(last=False) drops the oldest in O(1), where a
+        # dict's next(iter()) rescans the slots freed at its front on every eviction.
+        self._pending: OrderedDict[str, tuple[object, float]] = OrderedDict()
         self._pending_lock = threading.Lock()
         self._quality: QualityWindow | None = None
         if task != "other":
@@ -550,12 +574,12 @@ class ModelMonitor:
     def _remember(self, prediction_id: str, prediction: object) -> None:
         if self._quality is None:
             return
-        now = time.monotonic()
+        entry = (prediction, time.monotonic())
         with self._pending_lock:
             pending = self._pending
-            pending[prediction_id] = (prediction, now)
+            pending[prediction_id] = entry
             if len(pending) > self._pending_limit:
-                del pending[next(iter(pending))]
+                pending.popitem(last=False)
 
     def _valid_confidence(self, value: object) -> float | None:
         value = _scalar(value)
@@ -566,32 +590,39 @@ class ModelMonitor:
 
     def _record_one(self, p: Prediction, prediction: object, confidence: object) -> None:
         attributes = p._attributes
-        value = _scalar(prediction)
+        # Plain Python values skip the numpy-scalar conversion and the Hashable check.
+        plain = type(prediction) in _PLAIN
+        value = prediction if plain else _scalar(prediction)
         span = p._span
-        if self.task == "classification":
+        if attributes.classification:
             if value is None:
                 self._reject(semconv.REJECT_PREDICTION_INVALID)
                 return
-            class_attributes, overflowed = attributes.for_class(value)
+            class_attributes = attributes.classes.get(value) if plain else None
+            if class_attributes is None:
+                class_attributes, overflowed = attributes.for_class(value)
+                if overflowed:
+                    self._overflows.add(1, attributes.base)
             self._predictions.add(1, class_attributes)
-            if overflowed:
-                self._overflows.add(1, attributes.base)
             if span is not None:
                 span.set_attribute(
                     semconv.ML_PREDICTION_CLASS, class_attributes[semconv.ML_PREDICTION_CLASS]
                 )
-            if isinstance(value, Hashable):
+            if plain or isinstance(value, Hashable):
                 self._remember(p.id, value)
         else:
             self._predictions.add(1, attributes.base)
-            if self.task == "regression":
+            if attributes.regression:
                 stored = self._label_value(value)
                 if stored is None:
                     self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
                     self._remember(p.id, stored)
         if confidence is not None:
-            score = self._valid_confidence(confidence)
+            if type(confidence) is float and 0.0 <= confidence <= 1.0:
+                score: float | None = confidence
+            else:
+                score = self._valid_confidence(confidence)
             if score is None:
                 self._reject(semconv.REJECT_CONFIDENCE_INVALID)
             else:
@@ -675,7 +706,7 @@ class ModelMonitor:
 
     def _reset_after_fork(self) -> None:
         self._pending_lock = threading.Lock()
-        self._pending = {}
+        self._pending = OrderedDict()
         self._attributes.lock = threading.Lock()
         if self._quality is not None:
             self._quality.reset_after_fork()
