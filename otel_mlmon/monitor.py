@@ -72,6 +72,17 @@ _PLAIN: Final[frozenset[type]] = frozenset({int, float, str, bool})
 # Bound once: module attribute lookups on every prediction add up.
 _perf_counter: Final = time.perf_counter
 _getrandbits: Final = random.getrandbits
+# Marks "nothing recorded yet" where None is a value a prediction may have.
+_NOTHING: Final = object()
+
+
+def _new_id() -> str:
+    """16 lower-case hex digits from 64 random bits, by the cheapest route (three C calls; an
+    f-string format costs five times as much). The random module reseeds in a forked child,
+    so a child never repeats its parent's ids."""
+    return _getrandbits(64).to_bytes(8, "little").hex()
+
+
 # context.bind_model / reset_model without their call frames, twice per prediction.
 _bind_model: Final = _model_var.set
 _reset_model: Final = _model_var.reset
@@ -199,23 +210,40 @@ class Prediction:
         "_attributes",
         "_context_token",
         "_features",
+        "_id",
         "_model_token",
         "_monitor",
         "_recorded",
+        "_recorded_under",
         "_span",
         "_start",
-        "id",
+        "_unjoined",
     )
+    # Set only when a prediction is recorded before its id is read.
+    _recorded_under: _Attributes
 
     def __init__(self, monitor: ModelMonitor, features: object) -> None:
         self._monitor = monitor
         self._features = features
         self._attributes = monitor._attributes
         self._recorded = False
-        # 16 lower-case hex digits from 64 random bits, by the cheapest route (three C calls; an
-        # f-string format costs five times as much). The random module reseeds in a forked
-        # child, so children never repeat their parent's ids.
-        self.id: str = _getrandbits(64).to_bytes(8, "little").hex()
+        self._id: str | None = None
+        # The recorded output, kept here until the id is first read: a prediction whose id
+        # nobody has seen can never receive a label, so it need not wait for one.
+        self._unjoined: object = _NOTHING
+
+    @property
+    def id(self) -> str:
+        """16 hex digits identifying this prediction for :meth:`ModelMonitor.record_label`
+        (and ``ml.prediction.id`` on its span); the same every time it is read."""
+        prediction_id = self._id
+        if prediction_id is None:
+            prediction_id = self._id = _new_id()
+            value = self._unjoined
+            if value is not _NOTHING:
+                self._unjoined = _NOTHING
+                self._monitor._await_label(prediction_id, value, self._recorded_under)
+        return prediction_id
 
     def __enter__(self) -> Prediction:
         monitor = self._monitor
@@ -425,10 +453,8 @@ class ModelMonitor:
 
     def _join_label(self, prediction_id: str, label: object) -> None:
         attributes = self._attributes
-        with self._pending_lock:
-            entry = (
-                self._pending.pop(prediction_id, None) if isinstance(prediction_id, str) else None
-            )
+        # One pop, atomic on its own: no lock needed (see _await_label).
+        entry = self._pending.pop(prediction_id, None) if isinstance(prediction_id, str) else None
         if entry is None:
             self._count_label(attributes, semconv.LABEL_UNKNOWN_ID)
             return
@@ -571,15 +597,34 @@ class ModelMonitor:
             return None
         return value
 
-    def _remember(self, prediction_id: str, prediction: object) -> None:
+    def _remember(self, p: Prediction, prediction: object) -> None:
+        """Keep ``prediction`` waiting for its label, from now if its id is known, else from
+        the moment the id is first read (see :attr:`Prediction.id`)."""
         if self._quality is None:
             return
-        entry = (prediction, time.monotonic())
-        with self._pending_lock:
-            pending = self._pending
-            pending[prediction_id] = entry
-            if len(pending) > self._pending_limit:
+        if p._id is None:
+            p._unjoined = prediction
+            p._recorded_under = self._attributes
+        else:
+            self._await_label(p._id, prediction, self._attributes)
+
+    def _await_label(
+        self, prediction_id: str, prediction: object, recorded_under: _Attributes
+    ) -> None:
+        if recorded_under is not self._attributes:
+            # update_model() ran since the prediction was recorded: it emptied the map this
+            # entry would have been in, so it is not added now either.
+            return
+        # No lock: each OrderedDict operation is atomic by itself (under the GIL, and under a
+        # per-object lock in free-threaded builds). Two threads racing past the length check
+        # drop one extra oldest entry, which the bound allows.
+        pending = self._pending
+        pending[prediction_id] = (prediction, time.monotonic())
+        if len(pending) > self._pending_limit:
+            try:  # noqa: SIM105 (hot path: contextlib.suppress costs a context manager)
                 pending.popitem(last=False)
+            except KeyError:  # emptied meanwhile by update_model()
+                pass
 
     def _valid_confidence(self, value: object) -> float | None:
         value = _scalar(value)
@@ -609,7 +654,7 @@ class ModelMonitor:
                     semconv.ML_PREDICTION_CLASS, class_attributes[semconv.ML_PREDICTION_CLASS]
                 )
             if plain or isinstance(value, Hashable):
-                self._remember(p.id, value)
+                self._remember(p, value)
         else:
             self._predictions.add(1, attributes.base)
             if attributes.regression:
@@ -617,7 +662,7 @@ class ModelMonitor:
                 if stored is None:
                     self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
-                    self._remember(p.id, stored)
+                    self._remember(p, stored)
         if confidence is not None:
             if type(confidence) is float and 0.0 <= confidence <= 1.0:
                 score: float | None = confidence
@@ -654,7 +699,7 @@ class ModelMonitor:
                 self._predictions.add(count, class_attributes)
                 if overflowed:
                     self._overflows.add(count, attributes.base)
-            self._remember(p.id, values)
+            self._remember(p, values)
         else:
             self._predictions.add(size, attributes.base)
             if self.task == "regression":
@@ -662,7 +707,7 @@ class ModelMonitor:
                 if any(v is None for v in stored):
                     self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
-                    self._remember(p.id, stored)
+                    self._remember(p, stored)
         if confidence is None:
             return
         scores = confidence.tolist() if isinstance(confidence, np.ndarray) else confidence
