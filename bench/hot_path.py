@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -170,13 +170,11 @@ def _loops(
     notes = {}
     if drift_available():
         reference = np.random.default_rng(3).normal(size=(10_000, FEATURES))
-        drifting = ModelMonitor(
-            MODEL,
-            version=VERSION,
-            feature_names=[f"f{i}" for i in range(FEATURES)],
-            reference=reference,
-            **providers.kwargs,
-        )
+        drift_kwargs: dict[str, Any] = {
+            "feature_names": [f"f{i}" for i in range(FEATURES)],
+            "reference": reference,
+        }
+        drifting = ModelMonitor(MODEL, version=VERSION, **providers.kwargs, **drift_kwargs)
         monitors.append(drifting)
         loops["ours_span_drift"] = monitor_loop(drifting, True)
     else:
@@ -258,7 +256,7 @@ def hot_path_rows() -> list[Row]:
         ),
     ]
     if "ours_span_drift" in t:
-        extra = median(a - b for a, b in zip(t["ours_span_drift"], t["ours_span"], strict=True))
+        extra = median([a - b for a, b in zip(t["ours_span_drift"], t["ours_span"], strict=True)])
         rows.append(
             Row(
                 "Hot path",
@@ -301,19 +299,35 @@ def hot_path_rows() -> list[Row]:
     return rows
 
 
+class _CountedAtCollection:
+    """Stands in for ``ml.model.labels`` as an ObservableCounter would: the request path only
+    bumps a local count, the SDK sees it when a reader collects. A what-if, not shipped."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add(self, amount: int, attributes: Mapping[str, str]) -> None:
+        self.counts[attributes[semconv.ML_LABEL_OUTCOME]] += amount
+
+
 def label_rows() -> list[Row]:
     providers, bare_providers = Providers(), Providers()
     bare = BareOTel(bare_providers)
     n = 500 if quick() else 5_000
     rounds = 2 if quick() else 15
-    monitor = ModelMonitor(
-        MODEL, version=VERSION, trace=False, pending_labels=n, **providers.kwargs
-    )
+    monitors = {
+        name: ModelMonitor(
+            MODEL, version=VERSION, trace=False, pending_labels=n, **providers.kwargs
+        )
+        for name in ("record_label", "observable")
+    }
+    monitors["observable"]._labels = _CountedAtCollection()  # type: ignore[assignment]
     ids: list[str] = []
 
     def setup(name: str) -> None:
         ids.clear()
-        if name != "record_label":
+        monitor = monitors.get(name)
+        if monitor is None:
             return
         for i in range(n):
             value, confidence = PAIRS[i & 1023]
@@ -321,22 +335,27 @@ def label_rows() -> list[Row]:
                 p.record(value, confidence)
             ids.append(p.id)
 
-    def loop_label(count: int) -> None:
-        record_label = monitor.record_label
-        for i in range(count):
-            record_label(ids[i], PAIRS[(i + 1) & 1023][0])
+    def label_loop(monitor: ModelMonitor) -> Callable[[int], None]:
+        def loop(count: int) -> None:
+            record_label = monitor.record_label
+            for i in range(count):
+                record_label(ids[i], PAIRS[(i + 1) & 1023][0])
+
+        return loop
 
     def loop_counter(count: int) -> None:
         add, attributes = bare.labels.add, bare.matched
         for _ in range(count):
             add(1, attributes)
 
-    loops = {"record_label": loop_label, "counter": loop_counter}
+    loops = {name: label_loop(monitor) for name, monitor in monitors.items()}
+    loops["counter"] = loop_counter
     interleaved(loops, n, 1, setup=setup)
     t = interleaved(loops, n, rounds, setup=setup)
     providers.shutdown()
     bare_providers.shutdown()
     label = median(t["record_label"]) * _US
+    observable = median(t["observable"]) * _US
     return [
         Row(
             "Labels and quality",
@@ -355,6 +374,16 @@ def label_rows() -> list[Row]:
             "<= 5 us",
             label <= 5,
             "join by id, quality window append, outcome count; seed: ~5,800 us",
+        ),
+        Row(
+            "Labels and quality",
+            "what-if: label outcomes counted at collection",
+            observable,
+            "us/label",
+            median_ratio(t["observable"], t["counter"]),
+            "<= 5 us",
+            observable <= 5,
+            "ml.model.labels as an ObservableCounter (not shipped): our own part alone",
         ),
     ]
 
@@ -405,7 +434,10 @@ def quality_rows() -> list[Row]:
         "collect": loop_collect,
     }
     try:
-        from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+        from sklearn.metrics import (  # type: ignore[import-untyped]
+            accuracy_score,
+            precision_recall_fscore_support,
+        )
 
         def loop_sklearn(count: int) -> None:
             for _ in range(count):
