@@ -16,8 +16,9 @@ Measurements here follow one method, because the machines are shared and noisy: 
 one process, interleaved round by round, each timing is a loop read with the CPU-time clock of
 the calling thread (``time.thread_time_ns``: what the request thread pays; time spent waiting for
 a busy CPU, and the SDK's background export threads, do not count), and a result is the median
-over rounds. Comparisons are ratios of runs in the same round, never absolute numbers carried
-between runs.
+over rounds. Comparisons are ratios of runs in the same round (the median of the per-round
+ratios), never absolute numbers carried between runs; an absolute cost is the best round (the
+least disturbed by other load, as ``timeit`` advises), so it is a lower bound.
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ def interleaved(
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def best(values: Sequence[float]) -> float:
+    """The fastest round: the cost with the least interference from the rest of the machine."""
+    return min(values)
 
 
 def median_ratio(ours: Sequence[float], baseline: Sequence[float]) -> float:
