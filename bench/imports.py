@@ -1,9 +1,10 @@
 """Import weight: ``import otel_mlmon`` and ``configure()``, each in a fresh interpreter.
 
 Each case runs in its own new Python process, several times, the cases interleaved; a result is
-the median. Time is the importing process's CPU time (``time.process_time``: the work the import
-does, not the wait for a busy CPU on a shared machine; wall time is in the note) and memory is
-the growth of the resident set over the bare interpreter's.
+the median. Time is wall-clock, what a service waits for at start-up; the process's CPU time is
+in the note (it can exceed the wall time: numpy starts its BLAS threads while importing, and on
+a busy machine the wall time includes waiting for a CPU). Memory is the growth of the resident
+set over the bare interpreter's.
 """
 
 from __future__ import annotations
@@ -102,12 +103,12 @@ def main() -> list[Row]:
             Row(
                 "Import",
                 case,
-                cpu,
-                "ms CPU",
+                wall,
+                "ms",
                 target="<= 250 ms and <= 40 MiB" if is_ours else "",
-                met=(cpu <= 250 and growth <= 40) if is_ours else None,
+                met=(wall <= 250 and growth <= 40) if is_ours else None,
                 note=(
-                    f"+{growth:.1f} MiB resident ({rss:.1f} MiB in all); wall {wall:.0f} ms; "
+                    f"+{growth:.1f} MiB resident ({rss:.1f} MiB in all); CPU {cpu:.0f} ms; "
                     f"loaded: {heavy}"
                 ),
             )
