@@ -7,8 +7,9 @@ table.
 
 The contract of a benchmark module, kept small so modules written separately fit together:
 
-- ``main()`` takes no argument (it may read :func:`quick` for a short smoke run) and either
-  returns a list of rows or prints its own report and returns ``None``.
+- ``main()`` takes no argument (it may read :func:`quick`, or a ``--quick`` option of its own
+  command line, for a short smoke run) and either returns a list of rows or prints its own
+  Markdown report and returns ``None``.
 - A row is a :class:`Row`, or any mapping with some of the keys of :data:`COLUMNS`; unknown keys
   are appended to the note.
 

@@ -80,6 +80,10 @@ def _child(module: str, result_path: str) -> None:
     """Run ``bench.<module>.main()`` in this (fresh) interpreter; write its rows as JSON."""
     printed = io.StringIO()
     envelope: dict[str, Any] = {"rows": None, "printed": "", "error": None}
+    # A module that parses its own command line sees a clean one (plus --quick if it has one).
+    sys.argv = [f"bench.{module}"]
+    if os.environ.get(QUICK_ENV) == "1" and '"--quick"' in (_HERE / f"{module}.py").read_text():
+        sys.argv.append("--quick")
     try:
         mod = importlib.import_module(f"bench.{module}")
         with contextlib.redirect_stdout(printed):
@@ -191,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if envelope.get("printed", "").strip():
                 reports.append(f"## bench.{module} (notes)\n\n{envelope['printed'].rstrip()}")
         elif envelope.get("printed", "").strip():
-            reports.append(f"## bench.{module}\n\n```\n{envelope['printed'].rstrip()}\n```")
+            # A module that prints its own report (Markdown) is shown as it printed it.
+            reports.append(f"## bench.{module}\n\n{envelope['printed'].rstrip()}")
     print()
     if rows:
         print(table(rows))
