@@ -21,9 +21,10 @@ import threading
 import time
 import weakref
 from collections import Counter as _Tally
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 from opentelemetry import context as otel_context
@@ -33,12 +34,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from otel_mlmon import semconv
 from otel_mlmon._guard import report_internal_error, strict
-from otel_mlmon.context import ModelContext, bind_model, reset_model
-from otel_mlmon.drift.processor import DriftConfig, DriftProcessor
+from otel_mlmon.context import ModelContext
+from otel_mlmon.context import _model as _model_var
 from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.quality import QualityWindow
 from otel_mlmon.version import __version__
+
+if TYPE_CHECKING:
+    from otel_mlmon.drift.processor import DriftConfig
 
 Task = Literal["classification", "regression", "other"]
 _TASKS: Final = ("classification", "regression", "other")
@@ -63,6 +67,28 @@ def _error_type(exc: BaseException) -> str:
     cls = type(exc)
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+# Types recorded as one prediction without further checks: the common case, decided by one
+# set lookup instead of a chain of isinstance() calls (numpy scalars take the slower path).
+_PLAIN: Final[frozenset[type]] = frozenset({int, float, str, bool})
+# Bound once: module attribute lookups on every prediction add up.
+_perf_counter: Final = time.perf_counter
+_getrandbits: Final = random.getrandbits
+# Marks "nothing recorded yet" where None is a value a prediction may have.
+_NOTHING: Final = object()
+
+
+def _new_id() -> str:
+    """16 lower-case hex digits from 64 random bits, by the cheapest route (three C calls; an
+    f-string format costs five times as much). The random module reseeds in a forked child,
+    so a child never repeats its parent's ids."""
+    return _getrandbits(64).to_bytes(8, "little").hex()
+
+
+# context.bind_model / reset_model without their call frames, twice per prediction.
+_bind_model: Final = _model_var.set
+_reset_model: Final = _model_var.reset
 
 
 def _is_batch(value: object) -> bool:
@@ -101,12 +127,14 @@ class _Attributes:
     __slots__ = (
         "base",
         "classes",
+        "classification",
         "errors",
         "label_outcomes",
         "lock",
         "max_classes",
         "model",
         "overflow",
+        "regression",
         "span",
     )
 
@@ -130,6 +158,9 @@ class _Attributes:
                 semconv.LABEL_INVALID,
             )
         }
+        # The task as flags, so the recording path tests a bool rather than compares strings.
+        self.classification = task == "classification"
+        self.regression = task == "regression"
         self.max_classes = max_classes
         self.classes: dict[Hashable, Mapping[str, str]] = {}
         self.errors: dict[str, Mapping[str, str]] = {}
@@ -182,41 +213,62 @@ class Prediction:
         "_attributes",
         "_context_token",
         "_features",
+        "_id",
         "_model_token",
         "_monitor",
         "_recorded",
+        "_recorded_under",
         "_span",
         "_start",
-        "id",
+        "_unjoined",
     )
+    # Set only when a prediction is recorded before its id is read.
+    _recorded_under: _Attributes
 
     def __init__(self, monitor: ModelMonitor, features: object) -> None:
         self._monitor = monitor
         self._features = features
         self._attributes = monitor._attributes
         self._recorded = False
-        self.id: str = f"{random.getrandbits(64):016x}"
+        self._id: str | None = None
+        # The recorded output, kept here until the id is first read: a prediction whose id
+        # nobody has seen can never receive a label, so it need not wait for one.
+        self._unjoined: object = _NOTHING
+
+    @property
+    def id(self) -> str:
+        """16 hex digits identifying this prediction for :meth:`ModelMonitor.record_label`
+        (and ``ml.prediction.id`` on its span); the same every time it is read."""
+        prediction_id = self._id
+        if prediction_id is None:
+            prediction_id = self._id = _new_id()
+            value = self._unjoined
+            if value is not _NOTHING:
+                self._unjoined = _NOTHING
+                self._monitor._await_label(prediction_id, value, self._recorded_under)
+        return prediction_id
 
     def __enter__(self) -> Prediction:
         monitor = self._monitor
-        self._span = None
-        self._context_token = None
-        try:
-            if monitor._traced:
-                span = monitor._tracer.start_span(
-                    monitor._span_name,
-                    kind=SpanKind.INTERNAL,
-                    attributes=self._attributes.span,
-                )
-                span.set_attribute(semconv.ML_PREDICTION_ID, self.id)
-                self._span = span
-                self._context_token = otel_context.attach(trace_api.set_span_in_context(span))
-            self._model_token = bind_model(self._attributes.model)
-            if self._features is not None and monitor._drift is not None:
-                monitor._drift.append(self._features)
-        except Exception as exc:
-            _internal_error("ModelMonitor.predict", exc)
-        self._start = time.perf_counter()
+        # Bound first, so __exit__ always has a token to reset even if the span fails.
+        self._model_token = _bind_model(self._attributes.model)
+        self._span = self._context_token = None
+        if monitor._traced or self._features is not None:
+            try:
+                if monitor._traced:
+                    span = monitor._tracer.start_span(
+                        monitor._span_name,
+                        kind=SpanKind.INTERNAL,
+                        attributes=self._attributes.span,
+                    )
+                    span.set_attribute(semconv.ML_PREDICTION_ID, self.id)
+                    self._span = span
+                    self._context_token = otel_context.attach(trace_api.set_span_in_context(span))
+                if self._features is not None and monitor._drift is not None:
+                    monitor._drift.append(self._features)
+            except Exception as exc:
+                _internal_error("ModelMonitor.predict", exc)
+        self._start = _perf_counter()
         return self
 
     def record(self, prediction: object, confidence: object = None) -> None:
@@ -232,10 +284,10 @@ class Prediction:
                 monitor._reject(semconv.REJECT_RECORDED_TWICE)
                 return
             self._recorded = True
-            if _is_batch(prediction):
-                monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
-            else:
+            if type(prediction) in _PLAIN or not _is_batch(prediction):
                 monitor._record_one(self, prediction, confidence)
+            else:
+                monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
         except Exception as exc:
             _internal_error("Prediction.record", exc)
 
@@ -245,7 +297,7 @@ class Prediction:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> Literal[False]:
-        duration = time.perf_counter() - self._start
+        duration = _perf_counter() - self._start
         try:
             monitor = self._monitor
             span = self._span
@@ -265,7 +317,7 @@ class Prediction:
             _internal_error("ModelMonitor.predict", internal)
         if self._context_token is not None:
             otel_context.detach(self._context_token)
-        reset_model(self._model_token)
+        _reset_model(self._model_token)
         return False
 
 
@@ -365,7 +417,9 @@ class ModelMonitor:
         semconv.create_ml_model_info(meter, [self._observe_info])
         semconv.create_ml_model_load_time(meter, [self._observe_load_time])
 
-        self._pending: dict[str, tuple[object, float]] = {}
+        # Insertion-ordered, oldest first: popitem(last=False) drops the oldest in O(1), where a
+        # dict's next(iter()) rescans the slots freed at its front on every eviction.
+        self._pending: OrderedDict[str, tuple[object, float]] = OrderedDict()
         self._pending_lock = threading.Lock()
         self._quality: QualityWindow | None = None
         if task != "other":
@@ -381,6 +435,9 @@ class ModelMonitor:
                 )
             semconv.create_ml_model_quality_samples(meter, [self._observe_quality_samples])
         if reference is not None or reference_predictions is not None or drift is not None:
+            # Imported here: a service without drift does not load the drift package.
+            from otel_mlmon.drift.processor import DriftProcessor
+
             self._drift = DriftProcessor(
                 meter,
                 attributes=lambda: self._attributes.base,
@@ -421,10 +478,8 @@ class ModelMonitor:
 
     def _join_label(self, prediction_id: str, label: object) -> None:
         attributes = self._attributes
-        with self._pending_lock:
-            entry = (
-                self._pending.pop(prediction_id, None) if isinstance(prediction_id, str) else None
-            )
+        # One pop, atomic on its own: no lock needed (see _await_label).
+        entry = self._pending.pop(prediction_id, None) if isinstance(prediction_id, str) else None
         if entry is None:
             self._count_label(attributes, semconv.LABEL_UNKNOWN_ID)
             return
@@ -579,15 +634,34 @@ class ModelMonitor:
             return None
         return value
 
-    def _remember(self, prediction_id: str, prediction: object) -> None:
+    def _remember(self, p: Prediction, prediction: object) -> None:
+        """Keep ``prediction`` waiting for its label, from now if its id is known, else from
+        the moment the id is first read (see :attr:`Prediction.id`)."""
         if self._quality is None:
             return
-        now = time.monotonic()
-        with self._pending_lock:
-            pending = self._pending
-            pending[prediction_id] = (prediction, now)
-            if len(pending) > self._pending_limit:
-                del pending[next(iter(pending))]
+        if p._id is None:
+            p._unjoined = prediction
+            p._recorded_under = self._attributes
+        else:
+            self._await_label(p._id, prediction, self._attributes)
+
+    def _await_label(
+        self, prediction_id: str, prediction: object, recorded_under: _Attributes
+    ) -> None:
+        if recorded_under is not self._attributes:
+            # update_model() ran since the prediction was recorded: it emptied the map this
+            # entry would have been in, so it is not added now either.
+            return
+        # No lock: each OrderedDict operation is atomic by itself (under the GIL, and under a
+        # per-object lock in free-threaded builds). Two threads racing past the length check
+        # drop one extra oldest entry, which the bound allows.
+        pending = self._pending
+        pending[prediction_id] = (prediction, time.monotonic())
+        if len(pending) > self._pending_limit:
+            try:  # noqa: SIM105 (hot path: contextlib.suppress costs a context manager)
+                pending.popitem(last=False)
+            except KeyError:  # emptied meanwhile by update_model()
+                pass
 
     def _valid_confidence(self, value: object) -> float | None:
         value = _scalar(value)
@@ -598,34 +672,41 @@ class ModelMonitor:
 
     def _record_one(self, p: Prediction, prediction: object, confidence: object) -> None:
         attributes = p._attributes
-        value = _scalar(prediction)
+        # Plain Python values skip the numpy-scalar conversion and the Hashable check.
+        plain = type(prediction) in _PLAIN
+        value = prediction if plain else _scalar(prediction)
         span = p._span
-        if self.task == "classification":
+        if attributes.classification:
             if value is None:
                 self._reject(semconv.REJECT_PREDICTION_INVALID)
                 return
-            class_attributes, overflowed = attributes.for_class(value)
+            class_attributes = attributes.classes.get(value) if plain else None
+            if class_attributes is None:
+                class_attributes, overflowed = attributes.for_class(value)
+                if overflowed:
+                    self._overflows.add(1, attributes.base)
             self._predictions.add(1, class_attributes)
-            if overflowed:
-                self._overflows.add(1, attributes.base)
             if span is not None:
                 span.set_attribute(
                     semconv.ML_PREDICTION_CLASS, class_attributes[semconv.ML_PREDICTION_CLASS]
                 )
-            if isinstance(value, Hashable):
-                self._remember(p.id, value)
+            if plain or isinstance(value, Hashable):
+                self._remember(p, value)
         else:
             self._predictions.add(1, attributes.base)
-            if self.task == "regression":
+            if attributes.regression:
                 stored = self._label_value(value)
                 if stored is None:
                     self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
-                    self._remember(p.id, stored)
+                    self._remember(p, stored)
         if self._drift is not None:
             self._drift.append_predictions(value)
         if confidence is not None:
-            score = self._valid_confidence(confidence)
+            if type(confidence) is float and 0.0 <= confidence <= 1.0:
+                score: float | None = confidence
+            else:
+                score = self._valid_confidence(confidence)
             if score is None:
                 self._reject(semconv.REJECT_CONFIDENCE_INVALID)
             else:
@@ -659,7 +740,7 @@ class ModelMonitor:
                 self._predictions.add(count, class_attributes)
                 if overflowed:
                     self._overflows.add(count, attributes.base)
-            self._remember(p.id, values)
+            self._remember(p, values)
         else:
             self._predictions.add(size, attributes.base)
             if self.task == "regression":
@@ -667,7 +748,7 @@ class ModelMonitor:
                 if any(v is None for v in stored):
                     self._reject(semconv.REJECT_PREDICTION_INVALID)
                 else:
-                    self._remember(p.id, stored)
+                    self._remember(p, stored)
         if confidence is None:
             return
         scores = confidence.tolist() if isinstance(confidence, np.ndarray) else confidence
@@ -711,7 +792,7 @@ class ModelMonitor:
 
     def _reset_after_fork(self) -> None:
         self._pending_lock = threading.Lock()
-        self._pending = {}
+        self._pending = OrderedDict()
         self._attributes.lock = threading.Lock()
         if self._quality is not None:
             self._quality.reset_after_fork()

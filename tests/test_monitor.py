@@ -431,3 +431,43 @@ def test_monitor_records_into_the_global_providers_by_default() -> None:
         p.record(1, 0.5)
     monitor.record_label(p.id, 1)
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_a_label_joins_whether_the_id_is_read_before_or_after_record(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    with monitor.predict() as early:
+        early_id = early.id  # read before record: awaited from record on
+        early.record(1)
+    with monitor.predict() as late:
+        late.record(2)
+    late_id = late.id  # read after the block: awaited from this read on
+    monitor.record_label(early_id, 1)
+    monitor.record_label(late_id, 0)
+
+    assert {"matched": 2} == _value_by(telemetry, semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
+    assert [0.5] == [p.value for p in telemetry.metric_points(semconv.ML_MODEL_ACCURACY)]
+
+
+def test_an_id_read_after_update_model_does_not_join_the_new_version(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    with monitor.predict() as p:
+        p.record(1)
+    monitor.update_model("1.3.0")
+    monitor.record_label(p.id, 1)
+
+    assert {"unknown_id": 1} == _value_by(
+        telemetry, semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
+
+
+def test_the_id_is_stable_and_16_hex_digits(telemetry: InMemoryTelemetry) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    with monitor.predict() as p:
+        p.record(1)
+    assert p.id == p.id
+    assert 16 == len(p.id)
+    int(p.id, 16)

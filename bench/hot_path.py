@@ -1,0 +1,501 @@
+"""Per-prediction cost of ModelMonitor against the bare OpenTelemetry SDK and the seed's code.
+
+Rows (issue 8, items 1 and 2), all measured in one process, variants interleaved round by round:
+
+- one prediction, metrics only: ``ModelMonitor(trace=False)`` against the bare SDK recording the
+  same three instruments with the same prebuilt attribute dicts (``ml.model.predictions`` by
+  class, ``ml.model.prediction.confidence``, ``ml.model.prediction.duration``), and against the
+  seed's ``prometheus_client`` code;
+- one prediction, metrics and a span: the same plus an INTERNAL span with the same attributes
+  (prediction id, class, confidence), made current while the prediction runs;
+- the same with the drift window fed 20 features (when ``otel_mlmon.drift`` is present);
+- a batch of 64 (numpy predictions and confidences), per row, metrics only;
+- ``record_label`` of a matched label, and the collection-time cost of the quality scores over a
+  window of 10,000 labelled predictions.
+
+The ratio column is ours over the bare SDK in the same rounds (the median of per-round ratios).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import SpanKind
+
+from bench import Row, best, interleaved, median, median_ratio, quick
+from bench._otel import DRIFT_MISSING, Providers, drift_available
+from bench._seed_prometheus import SeedMonitoring
+from otel_mlmon import ModelMonitor, semconv
+from otel_mlmon.quality import QualityWindow
+
+MODEL, VERSION = "iris", "1.2.0"
+CLASSES = (0, 1, 2)
+FEATURES = 20
+BATCH = 64
+_US = 1e-3  # ns -> us
+
+# Predictions cycle through a fixed table so every variant sees the same values.
+_rng = random.Random(8)
+PAIRS = [(CLASSES[_rng.randrange(3)], _rng.uniform(0.5, 1.0)) for _ in range(1024)]
+_np_rng = np.random.default_rng(8)
+ROWS = _np_rng.normal(size=(1024, FEATURES))
+BATCH_PREDICTIONS = _np_rng.integers(0, 3, size=BATCH)
+BATCH_CONFIDENCES = _np_rng.uniform(0.5, 1.0, size=BATCH)
+
+
+class BareOTel:
+    """The same instruments, attributes and span as ModelMonitor, with the SDK alone."""
+
+    def __init__(self, providers: Providers) -> None:
+        meter = providers.meter_provider.get_meter("bench.bare")
+        self.tracer = providers.tracer_provider.get_tracer("bench.bare")
+        self.predictions = semconv.create_ml_model_predictions(meter)
+        self.duration = semconv.create_ml_model_prediction_duration(meter)
+        self.confidence = semconv.create_ml_model_prediction_confidence(meter)
+        self.batch_size = semconv.create_ml_model_batch_size(meter)
+        self.labels = semconv.create_ml_model_labels(meter)
+        self.base = {semconv.ML_MODEL_NAME: MODEL, semconv.ML_MODEL_VERSION: VERSION}
+        self.span_attributes = {**self.base, semconv.ML_MODEL_TASK: "classification"}
+        self.by_class = {c: {**self.base, semconv.ML_PREDICTION_CLASS: str(c)} for c in CLASSES}
+        self.matched = {**self.base, semconv.ML_LABEL_OUTCOME: semconv.LABEL_MATCHED}
+        self.span_name = f"predict {MODEL}"
+
+    def predict(self, value: int, confidence: float) -> None:
+        start = time.perf_counter()
+        self.predictions.add(1, self.by_class[value])
+        self.confidence.record(confidence, self.base)
+        self.duration.record(time.perf_counter() - start, self.base)
+
+    def predict_span(self, value: int, confidence: float) -> None:
+        span = self.tracer.start_span(
+            self.span_name, kind=SpanKind.INTERNAL, attributes=self.span_attributes
+        )
+        span.set_attribute(semconv.ML_PREDICTION_ID, f"{random.getrandbits(64):016x}")
+        token = otel_context.attach(trace_api.set_span_in_context(span))
+        start = time.perf_counter()
+        attributes = self.by_class[value]
+        self.predictions.add(1, attributes)
+        span.set_attribute(semconv.ML_PREDICTION_CLASS, attributes[semconv.ML_PREDICTION_CLASS])
+        self.confidence.record(confidence, self.base)
+        span.set_attribute(semconv.ML_PREDICTION_CONFIDENCE, confidence)
+        self.duration.record(time.perf_counter() - start, self.base)
+        span.end()
+        otel_context.detach(token)
+
+    def predict_batch(self, predictions: np.ndarray, confidences: np.ndarray) -> None:
+        start = time.perf_counter()
+        values = predictions.tolist()
+        self.batch_size.record(len(values), self.base)
+        for value, count in Counter(values).items():
+            self.predictions.add(count, self.by_class[value])
+        record, base = self.confidence.record, self.base
+        for score in confidences.tolist():
+            record(score, base)
+        self.duration.record(time.perf_counter() - start, self.base)
+
+
+def _loops(
+    providers: Providers, bare_providers: Providers
+) -> tuple[dict[str, Callable[[int], object]], dict[str, str], list[ModelMonitor]]:
+    bare = BareOTel(bare_providers)
+    seed = SeedMonitoring(MODEL, VERSION)
+    metrics_only = ModelMonitor(MODEL, version=VERSION, trace=False, **providers.kwargs)
+    traced = ModelMonitor(MODEL, version=VERSION, **providers.kwargs)
+    monitors = [metrics_only, traced]
+
+    def loop_bare(n: int) -> None:
+        predict = bare.predict
+        for i in range(n):
+            value, confidence = PAIRS[i & 1023]
+            predict(value, confidence)
+
+    def loop_bare_span(n: int) -> None:
+        predict = bare.predict_span
+        for i in range(n):
+            value, confidence = PAIRS[i & 1023]
+            predict(value, confidence)
+
+    def loop_seed(n: int) -> None:
+        predict = seed.predict
+        for i in range(n):
+            value, confidence = PAIRS[i & 1023]
+            predict(value, confidence)
+
+    def monitor_loop(monitor: ModelMonitor, features: bool) -> Callable[[int], None]:
+        def loop(n: int) -> None:
+            predict = monitor.predict
+            for i in range(n):
+                value, confidence = PAIRS[i & 1023]
+                with predict(features=ROWS[i & 1023] if features else None) as p:
+                    p.record(value, confidence)
+
+        return loop
+
+    def loop_ours_with_id(n: int) -> None:
+        # A service that returns the prediction id, so that a label can be joined later.
+        predict = metrics_only.predict
+        for i in range(n):
+            value, confidence = PAIRS[i & 1023]
+            with predict() as p:
+                p.record(value, confidence)
+            p.id  # noqa: B018
+
+    def loop_bare_batch(n: int) -> None:
+        for _ in range(n // BATCH):
+            bare.predict_batch(BATCH_PREDICTIONS, BATCH_CONFIDENCES)
+
+    def loop_ours_batch(n: int) -> None:
+        predict = metrics_only.predict
+        for _ in range(n // BATCH):
+            with predict() as p:
+                p.record(BATCH_PREDICTIONS, BATCH_CONFIDENCES)
+
+    loops: dict[str, Callable[[int], object]] = {
+        "bare": loop_bare,
+        "seed": loop_seed,
+        "ours": monitor_loop(metrics_only, False),
+        "ours_id": loop_ours_with_id,
+        "bare_span": loop_bare_span,
+        "ours_span": monitor_loop(traced, False),
+        "bare_batch": loop_bare_batch,
+        "ours_batch": loop_ours_batch,
+    }
+    notes = {}
+    if drift_available():
+        reference = np.random.default_rng(3).normal(size=(10_000, FEATURES))
+        drift_kwargs: dict[str, Any] = {
+            "feature_names": [f"f{i}" for i in range(FEATURES)],
+            "reference": reference,
+        }
+        drifting = ModelMonitor(MODEL, version=VERSION, **providers.kwargs, **drift_kwargs)
+        monitors.append(drifting)
+        loops["ours_span_drift"] = monitor_loop(drifting, True)
+    else:
+        notes["ours_span_drift"] = DRIFT_MISSING
+    return loops, notes, monitors
+
+
+def hot_path_rows() -> list[Row]:
+    # Each side records into its own providers, configured alike, as two applications would.
+    providers, bare_providers = Providers(), Providers()
+    loops, notes, _monitors = _loops(providers, bare_providers)
+    # Many short rounds: neighbours in time see the same machine, so their ratio holds.
+    n = 256 if quick() else 1024
+    rounds = 2 if quick() else 31
+    interleaved(loops, n, 1)  # warm-up: fill the pending-label maps, the SDK's storages
+    t = interleaved(loops, n, rounds)
+    providers.shutdown()
+    bare_providers.shutdown()
+
+    single = best(t["ours"])
+    batch = best(t["ours_batch"])
+    ratio = median_ratio(t["ours"], t["bare"])
+    ratio_span = median_ratio(t["ours_span"], t["bare_span"])
+    ratio_id = median_ratio(t["ours_id"], t["bare"])
+    batch_share = median_ratio(t["ours_batch"], t["ours"])
+    rows = [
+        Row(
+            "Hot path",
+            "bare OTel SDK, metrics only",
+            best(t["bare"]) * _US,
+            "us/prediction",
+            1.0,
+            note="3 instruments, prebuilt attribute dicts",
+        ),
+        Row(
+            "Hot path",
+            "seed-style prometheus_client",
+            best(t["seed"]) * _US,
+            "us/prediction",
+            median_ratio(t["seed"], t["bare"]),
+            note="labels(**kw).inc()/observe(), 4 series",
+        ),
+        Row(
+            "Hot path",
+            "ModelMonitor, metrics only",
+            single * _US,
+            "us/prediction",
+            ratio,
+            "<= 20 us and <= 1.10x",
+            single * _US <= 20 and ratio <= 1.10,
+            "id never read: no label can come, none awaited",
+        ),
+        Row(
+            "Hot path",
+            "ModelMonitor, metrics only, id read",
+            best(t["ours_id"]) * _US,
+            "us/prediction",
+            ratio_id,
+            "<= 20 us and <= 1.10x",
+            best(t["ours_id"]) * _US <= 20 and ratio_id <= 1.10,
+            "p.id read after the block: label join entry kept",
+        ),
+        Row(
+            "Hot path",
+            "bare OTel SDK, metrics + span",
+            best(t["bare_span"]) * _US,
+            "us/prediction",
+            1.0,
+            note="batch span processor, null exporter",
+        ),
+        Row(
+            "Hot path",
+            "ModelMonitor, metrics + span",
+            best(t["ours_span"]) * _US,
+            "us/prediction",
+            ratio_span,
+            "<= 1.10x",
+            ratio_span <= 1.10,
+        ),
+    ]
+    if "ours_span_drift" in t:
+        extra = median([a - b for a, b in zip(t["ours_span_drift"], t["ours_span"], strict=True)])
+        rows.append(
+            Row(
+                "Hot path",
+                f"ModelMonitor, metrics + span + drift ({FEATURES} features)",
+                best(t["ours_span_drift"]) * _US,
+                "us/prediction",
+                median_ratio(t["ours_span_drift"], t["bare_span"]),
+                note=f"drift append adds {extra * _US:.2f} us (bare: no drift)",
+            )
+        )
+    else:
+        rows.append(
+            Row(
+                "Hot path",
+                "ModelMonitor, metrics + span + drift",
+                "-",
+                note=notes["ours_span_drift"],
+            )
+        )
+    rows += [
+        Row(
+            "Hot path",
+            f"bare OTel SDK, batch of {BATCH}, per row",
+            best(t["bare_batch"]) * _US,
+            "us/row",
+            1.0,
+            note=f"{BATCH} confidence records: OTel has no bulk histogram record",
+        ),
+        Row(
+            "Hot path",
+            f"ModelMonitor, batch of {BATCH}, per row",
+            batch * _US,
+            "us/row",
+            median_ratio(t["ours_batch"], t["bare_batch"]),
+            "<= 0.5x single record",
+            batch_share <= 0.5,
+            f"{batch_share:.2f}x the single-record cost",
+        ),
+    ]
+    return rows
+
+
+class _CountedAtCollection:
+    """Stands in for ``ml.model.labels`` as an ObservableCounter would: the request path only
+    bumps a local count, the SDK sees it when a reader collects. A what-if, not shipped."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add(self, amount: int, attributes: Mapping[str, str]) -> None:
+        self.counts[attributes[semconv.ML_LABEL_OUTCOME]] += amount
+
+
+def label_rows() -> list[Row]:
+    providers, bare_providers = Providers(), Providers()
+    bare = BareOTel(bare_providers)
+    n = 500 if quick() else 5_000
+    rounds = 2 if quick() else 15
+    monitors = {
+        name: ModelMonitor(
+            MODEL, version=VERSION, trace=False, pending_labels=n, **providers.kwargs
+        )
+        for name in ("record_label", "observable")
+    }
+    monitors["observable"]._labels = _CountedAtCollection()  # type: ignore[assignment]
+    ids: list[str] = []
+
+    def setup(name: str) -> None:
+        ids.clear()
+        monitor = monitors.get(name)
+        if monitor is None:
+            return
+        for i in range(n):
+            value, confidence = PAIRS[i & 1023]
+            with monitor.predict() as p:
+                p.record(value, confidence)
+            ids.append(p.id)
+
+    def label_loop(monitor: ModelMonitor) -> Callable[[int], None]:
+        def loop(count: int) -> None:
+            record_label = monitor.record_label
+            for i in range(count):
+                record_label(ids[i], PAIRS[(i + 1) & 1023][0])
+
+        return loop
+
+    def loop_counter(count: int) -> None:
+        add, attributes = bare.labels.add, bare.matched
+        for _ in range(count):
+            add(1, attributes)
+
+    loops = {name: label_loop(monitor) for name, monitor in monitors.items()}
+    loops["counter"] = loop_counter
+    interleaved(loops, n, 1, setup=setup)
+    t = interleaved(loops, n, rounds, setup=setup)
+    providers.shutdown()
+    bare_providers.shutdown()
+    label = best(t["record_label"]) * _US
+    observable = best(t["observable"]) * _US
+    return [
+        Row(
+            "Labels and quality",
+            "bare OTel Counter.add (the label count alone)",
+            best(t["counter"]) * _US,
+            "us/label",
+            1.0,
+            note="3 attributes",
+        ),
+        Row(
+            "Labels and quality",
+            "ModelMonitor.record_label, matched",
+            label,
+            "us/label",
+            median_ratio(t["record_label"], t["counter"]),
+            "<= 5 us",
+            label <= 5,
+            "join by id, quality window append, outcome count; seed: ~5,800 us",
+        ),
+        Row(
+            "Labels and quality",
+            "what-if: label outcomes counted at collection",
+            observable,
+            "us/label",
+            median_ratio(t["observable"], t["counter"]),
+            "<= 5 us",
+            observable <= 5,
+            "ml.model.labels as an ObservableCounter (not shipped): our own part alone",
+        ),
+    ]
+
+
+def quality_rows() -> list[Row]:
+    window = 10_000
+    n, rounds = (2, 2) if quick() else (5, 7)
+    rng = random.Random(5)
+    labels_of = [rng.randrange(10) for _ in range(window)]
+    preds_of = [y if rng.random() < 0.8 else rng.randrange(10) for y in labels_of]
+
+    classification = QualityWindow(window, regression=False)
+    regression = QualityWindow(window, regression=True)
+    for y, p in zip(labels_of, preds_of, strict=True):
+        classification.add(p, y)
+        regression.add(float(p), float(y))
+
+    # The same scores through a metric reader: a monitor alone on its own providers.
+    providers = Providers()
+    monitor = ModelMonitor(
+        MODEL, version=VERSION, trace=False, quality_window=window,
+        pending_labels=window, **providers.kwargs,
+    )  # fmt: skip
+    for y, p in zip(labels_of, preds_of, strict=True):
+        with monitor.predict() as pred:
+            pred.record(p)
+        monitor.record_label(pred.id, y)
+    spare: list[str] = []
+
+    def loop_scores(window_: QualityWindow, value: Any) -> Callable[[int], None]:
+        def loop(count: int) -> None:
+            for _ in range(count):
+                window_.add(value, value)  # a change, so the cached scores are recomputed
+                window_.scores()
+
+        return loop
+
+    def loop_collect(count: int) -> None:
+        for _ in range(count):
+            with monitor.predict() as pred:
+                pred.record(1)
+            monitor.record_label(pred.id, 1)
+            providers.collect()
+
+    loops: dict[str, Callable[[int], object]] = {
+        "classification": loop_scores(classification, 1),
+        "regression": loop_scores(regression, 1.0),
+        "collect": loop_collect,
+    }
+    try:
+        from sklearn.metrics import (  # type: ignore[import-untyped]
+            accuracy_score,
+            precision_recall_fscore_support,
+        )
+
+        def loop_sklearn(count: int) -> None:
+            for _ in range(count):
+                accuracy_score(labels_of, preds_of)
+                precision_recall_fscore_support(
+                    labels_of, preds_of, average="macro", zero_division=0
+                )
+
+        loops["sklearn"] = loop_sklearn
+    except ImportError:
+        pass
+    interleaved(loops, n, 1)
+    t = interleaved(loops, n, rounds)
+    providers.shutdown()
+    del spare
+    ms = 1e-6
+    rows = [
+        Row(
+            "Labels and quality",
+            f"quality scores, classification, window {window:,}",
+            best(t["classification"]) * ms,
+            "ms/collection",
+            note="accuracy + macro precision/recall/F1, numpy; once per change, cached",
+        ),
+        Row(
+            "Labels and quality",
+            f"quality scores, regression, window {window:,}",
+            best(t["regression"]) * ms,
+            "ms/collection",
+            note="MAE + RMSE",
+        ),
+        Row(
+            "Labels and quality",
+            f"metric reader collect, quality window {window:,}",
+            best(t["collect"]) * ms,
+            "ms/collection",
+            note="whole collection of one monitor (all its instruments and gauges)",
+        ),
+    ]
+    if "sklearn" in t:
+        rows.append(
+            Row(
+                "Labels and quality",
+                f"scikit-learn on the same window {window:,}",
+                best(t["sklearn"]) * ms,
+                "ms/collection",
+                median_ratio(t["sklearn"], t["classification"]),
+                note="accuracy_score + precision_recall_fscore_support; ratio to ours",
+            )
+        )
+    return rows
+
+
+def main() -> list[Row]:
+    return hot_path_rows() + label_rows() + quality_rows()
+
+
+if __name__ == "__main__":
+    from bench.__main__ import table
+
+    print(table([row.as_dict() for row in main()]))
