@@ -19,6 +19,7 @@ import os
 import random
 import threading
 import time
+import traceback
 import weakref
 from collections import Counter as _Tally
 from collections import OrderedDict
@@ -30,7 +31,7 @@ import numpy as np
 from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
-from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from otel_mlmon import semconv
 from otel_mlmon._guard import report_internal_error, strict
@@ -61,6 +62,34 @@ def _internal_error(site: str, exc: Exception) -> None:
     if strict():
         raise exc
     report_internal_error(site, exc)
+
+
+def _record_exception(span: Span, exc: BaseException, error_type: str, messages: bool) -> None:
+    """The exception event, ``error.type`` and ERROR status on the prediction's span.
+
+    Model libraries put the input into their messages (scikit-learn: "Expected 2D array, got
+    1D array instead: array=[...]"), so by default neither the message nor the traceback's last
+    line, which repeats it, is recorded: only the type and the frames.
+    """
+    span.set_attribute(semconv.ERROR_TYPE, error_type)
+    if messages:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)))
+        return
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": error_type,
+            "exception.stacktrace": f"Traceback (most recent call last):\n{frames}{error_type}",
+        },
+    )
+    span.set_status(Status(StatusCode.ERROR))
+
+
+def _invalid_class(value: object) -> bool:
+    """None, NaN and infinities are no class (NaN would take a new class slot every time)."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def _error_type(exc: BaseException) -> str:
@@ -176,6 +205,8 @@ class _Attributes:
             value = str(value)
             if value in self.classes:
                 return self.classes[value], False
+        if len(self.classes) >= self.max_classes:  # full: no lock needed to say so
+            return self.overflow, True
         with self.lock:
             if value in self.classes:
                 return self.classes[value], False
@@ -308,9 +339,9 @@ class Prediction:
                 monitor._errors.add(1, attributes)
                 monitor._duration.record(duration, attributes)
                 if span is not None:
-                    span.record_exception(exc)
-                    span.set_attribute(semconv.ERROR_TYPE, attributes[semconv.ERROR_TYPE])
-                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                    _record_exception(
+                        span, exc, attributes[semconv.ERROR_TYPE], monitor._exception_messages
+                    )
             if span is not None:
                 span.end()
         except Exception as internal:
@@ -339,6 +370,8 @@ class ModelMonitor:
         pending_labels: predictions kept waiting for a label; the oldest is dropped first.
         label_ttl: seconds a prediction waits for its label before it counts as expired.
         trace: open a span per prediction (``False`` records metrics only).
+        record_exception_messages: put a failing prediction's exception message on its span
+            (off by default: model libraries put the input into their messages).
         tracer_provider / meter_provider: instead of the global providers.
         feature_names / reference / reference_predictions / drift: enable drift (see
             :class:`otel_mlmon.drift.DriftProcessor`): the features of every ``predict`` call
@@ -364,6 +397,7 @@ class ModelMonitor:
         pending_labels: int = 10_000,
         label_ttl: float = 3600.0,
         trace: bool = True,
+        record_exception_messages: bool = False,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         feature_names: Sequence[str] | None = None,
@@ -401,6 +435,7 @@ class ModelMonitor:
         self._loaded_at = time.time()
         self._span_name = f"predict {name}"
         self._traced = trace
+        self._exception_messages = record_exception_messages
         # Drift hooks in here (see otel_mlmon.drift); None keeps the hot path to one check.
         self._drift: Any = None
 
@@ -677,7 +712,7 @@ class ModelMonitor:
         value = prediction if plain else _scalar(prediction)
         span = p._span
         if attributes.classification:
-            if value is None:
+            if _invalid_class(value):
                 self._reject(semconv.REJECT_PREDICTION_INVALID)
                 return
             class_attributes = attributes.classes.get(value) if plain else None
@@ -730,16 +765,30 @@ class ModelMonitor:
         if p._span is not None:
             p._span.set_attribute(semconv.ML_BATCH_SIZE, size)
         if self.task == "classification":
+            valid = [v for v in values if not _invalid_class(v)]
+            if len(valid) < size:
+                self._rejected.add(
+                    size - len(valid),
+                    {
+                        **attributes.base,
+                        semconv.ML_REJECTION_REASON: semconv.REJECT_PREDICTION_INVALID,
+                    },
+                )
             try:
-                tally = _Tally(values)
+                tally = _Tally(valid)
             except TypeError:  # unhashable rows: count them by their text
                 values = [str(v) for v in values]
-                tally = _Tally(values)
+                tally = _Tally(str(v) for v in valid)
+            overflow = 0
             for value, count in tally.items():
                 class_attributes, overflowed = attributes.for_class(value)
-                self._predictions.add(count, class_attributes)
                 if overflowed:
-                    self._overflows.add(count, attributes.base)
+                    overflow += count
+                else:
+                    self._predictions.add(count, class_attributes)
+            if overflow:  # one add for all of them: a model gone wrong can emit thousands
+                self._predictions.add(overflow, attributes.overflow)
+                self._overflows.add(overflow, attributes.base)
             self._remember(p, values)
         else:
             self._predictions.add(size, attributes.base)

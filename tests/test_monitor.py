@@ -162,12 +162,25 @@ def test_a_failing_predict_records_the_error_and_reraises_it_unchanged(
     (span,) = telemetry.spans()
     assert span.status.status_code == StatusCode.ERROR
     assert [e.name for e in span.events] == ["exception"]
-    assert (span.events[0].attributes or {})["exception.message"] == "weights missing"
+    event = dict(span.events[0].attributes or {})
+    assert "exception.message" not in event  # messages may carry the input: opt-in only
+    assert "weights missing" not in event["exception.stacktrace"]
+    assert "raise raised" in event["exception.stacktrace"]
+    assert span.status.description is None
     error_type = f"{__name__}.ModelBroken"
     assert error_type == (span.attributes or {})[semconv.ERROR_TYPE]
     assert {error_type: 1} == _value_by(telemetry, semconv.ML_MODEL_ERRORS, semconv.ERROR_TYPE)
     (duration,) = telemetry.metric_points(semconv.ML_MODEL_PREDICTION_DURATION)
     assert error_type == duration.attributes[semconv.ERROR_TYPE]
+
+
+def test_exception_messages_are_recorded_when_asked(telemetry: InMemoryTelemetry) -> None:
+    monitor = _monitor(telemetry, record_exception_messages=True)
+    with pytest.raises(ModelBroken), monitor.predict():
+        raise ModelBroken("weights missing")
+    (span,) = telemetry.spans()
+    assert "weights missing" == (span.events[0].attributes or {})["exception.message"]
+    assert "weights missing" == span.status.description
 
 
 def test_builtin_exceptions_are_named_without_module(telemetry: InMemoryTelemetry) -> None:

@@ -265,12 +265,6 @@ def test_objects_whose_every_method_raises_never_reach_the_caller(
     _assert_nothing_negative_or_nan(telemetry)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="monitor.py: NaN predictions each take a new class slot (NaN != NaN as a dict key), "
-    "so a model emitting NaN exhausts max_classes and every real class becomes _OTHER; "
-    "_record_one/_record_batch must reject non-finite float predictions as prediction_invalid",
-)
 def test_nan_predictions_do_not_use_up_the_class_budget(telemetry: InMemoryTelemetry) -> None:
     monitor = ModelMonitor("nan-budget", max_classes=5, **telemetry.providers)
     for _ in range(10):
@@ -287,11 +281,6 @@ def test_nan_predictions_do_not_use_up_the_class_budget(telemetry: InMemoryTelem
     assert 10 == _rejected_for(telemetry, "nan-budget", semconv.REJECT_PREDICTION_INVALID)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="monitor.py: a None row of a classification batch is counted as class 'None' while "
-    "a None scalar is rejected; _record_batch must reject None rows as prediction_invalid",
-)
 def test_none_rows_of_a_batch_are_rejected_like_a_none_scalar(
     telemetry: InMemoryTelemetry,
 ) -> None:

@@ -108,13 +108,6 @@ def test_features_and_labels_appear_in_nothing_sent_over_otlp(
     assert LABEL.encode() not in received
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="monitor.py: Prediction.__exit__ records the exception message on the span "
-    "(record_exception, Status description); model libraries put the input in it "
-    "(scikit-learn: 'Expected 2D array, got 1D array instead: array=[...]'). Record "
-    "exception.type only, unless the user opts in to messages",
-)
 def test_an_exception_message_carrying_features_is_not_exported() -> None:
     with InMemoryTelemetry() as telemetry:
         monitor = ModelMonitor("privacy", **telemetry.providers)
