@@ -31,6 +31,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import SpanKind
 
+import otel_mlmon
+import otel_mlmon.instrumentation
 from otel_mlmon import ModelMonitor, context, logs, semconv
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.testing import InMemoryTelemetry
@@ -571,27 +573,32 @@ REQUESTS = 200
 APP_LOGGERS = ("app", "lib")
 
 
-def _instrumented_app(telemetry: InMemoryTelemetry) -> Any:
-    """A FastAPI app with its native OTel telemetry (a SERVER span per request) and a
-    test-only middleware binding the X-Request-ID header, as the request-ID middleware does."""
-    from fastapi import FastAPI, Request, Response
+@pytest.fixture
+def instrumented() -> Iterator[list[Any]]:
+    """Apps given to instrument_fastapi() in a test, uninstrumented after it."""
+    apps: list[Any] = []
+    yield apps
+    for app in apps:
+        otel_mlmon.instrumentation.uninstrument_fastapi(app)
+
+
+def _instrumented_app(telemetry: InMemoryTelemetry, instrumented: list[Any]) -> Any:
+    """A FastAPI app with its native OTel telemetry (a SERVER span per request) and otel-mlmon's
+    layer (request IDs from X-Request-ID), as a user would build it."""
+    from fastapi import FastAPI
 
     app = FastAPI(
         telemetry={
             "tracer_provider": telemetry.tracer_provider,
             "meter_provider": telemetry.meter_provider,
             "logger_provider": telemetry.logger_provider,
+            "operation_spans": False,
         }
     )
-
-    @app.middleware("http")
-    async def bind_request_id(request: Request, call_next: Any) -> Response:
-        token = context.bind_request_id(request.headers["x-request-id"])
-        try:
-            response: Response = await call_next(request)
-            return response
-        finally:
-            context.reset_request_id(token)
+    otel_mlmon.instrument_fastapi(
+        app, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    instrumented.append(app)
 
     def seen() -> dict[str, Any]:
         ctx = trace.get_current_span().get_span_context()
@@ -626,6 +633,7 @@ async def _fire(client: Any, path: str) -> dict[str, dict[str, Any]]:
         request_id = f"req-{n:04d}"
         response = await client.get(f"{path}/{n}", headers={"x-request-id": request_id})
         assert 200 == response.status_code
+        assert request_id == response.headers["x-request-id"]  # echoed by our layer
         return request_id, response.json()
 
     return dict(await asyncio.gather(*(one(n) for n in range(REQUESTS))))
@@ -671,11 +679,11 @@ def _assert_no_bleeding(
 
 
 def test_200_concurrent_asyncio_requests_keep_their_own_ids(
-    telemetry: InMemoryTelemetry, stream: io.StringIO
+    telemetry: InMemoryTelemetry, stream: io.StringIO, instrumented: list[Any]
 ) -> None:
     import httpx
 
-    app = _instrumented_app(telemetry)
+    app = _instrumented_app(telemetry, instrumented)
 
     async def main() -> dict[str, dict[str, Any]]:
         transport = httpx.ASGITransport(app=app)
@@ -687,12 +695,12 @@ def test_200_concurrent_asyncio_requests_keep_their_own_ids(
 
 
 def test_200_concurrent_threaded_requests_over_a_real_server_keep_their_own_ids(
-    telemetry: InMemoryTelemetry, stream: io.StringIO
+    telemetry: InMemoryTelemetry, stream: io.StringIO, instrumented: list[Any]
 ) -> None:
     import httpx
     import uvicorn
 
-    app = _instrumented_app(telemetry)
+    app = _instrumented_app(telemetry, instrumented)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off"
     )
