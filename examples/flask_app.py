@@ -34,8 +34,8 @@ MODEL_VERSION = "1.0.0"
 FEATURE_NAMES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 N_FEATURES = len(FEATURE_NAMES)
 MAX_BATCH = 256
-#: Drift settings: those of examples/fastapi_app.py (a window of 500 rows, scored from 200).
-DRIFT = otel_mlmon.DriftConfig(window=500, min_samples=200)
+#: Drift settings: those of examples/fastapi_app.py (the defaults: 1000 rows, scored from 500).
+DRIFT = otel_mlmon.DriftConfig(window=1000, min_samples=500)
 
 
 class IrisModel:

@@ -226,11 +226,31 @@ def test_prometheus_scrapes_the_exporter_and_the_collectors_own_metrics(
 def test_log_store_returns_the_requests_log_record_by_trace_id(
     stack: Stack, traffic: dict[str, Any]
 ) -> None:
+    # The example's structlog line, through configure()'s logging bridge and the collector.
     trace_id = traffic["ok_trace_id"]
     records = eventually(lambda: stack.logs_by_trace_id(trace_id), "the log record by trace ID")
     predict = _spans_by_name(stack.jaeger_trace(trace_id))[f"predict {traffic['model_name']}"]
-    assert [("prediction_made", predict["spanID"], traffic["service_name"], "INFO")] == [
-        (r["_msg"], r["span_id"], r["service.name"], r["severity_text"]) for r in records
+    assert [
+        (
+            "prediction_made",
+            predict["spanID"],
+            traffic["service_name"],
+            "INFO",
+            traffic["ok_request_id"],
+            _tags(predict)[semconv.ML_PREDICTION_ID],
+            traffic["model_name"],
+        )
+    ] == [
+        (
+            r["_msg"],
+            r["span_id"],
+            r["service.name"],
+            r["severity_text"],
+            r.get("request_id"),
+            r.get(semconv.ML_PREDICTION_ID),
+            r.get(semconv.ML_MODEL_NAME),
+        )
+        for r in records
     ]
 
 
