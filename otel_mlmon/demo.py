@@ -462,7 +462,11 @@ def _drift_state(summary: Summary, min_samples: int | None) -> str:
         return (
             f"filling the window: {summary.drift_window}/{min_samples} rows before the first scores"
         )
-    return f"{summary.drift_window} rows in the window; scores at the next refresh"
+    needed = "enough" if min_samples is None else str(min_samples)
+    return (
+        f"{summary.drift_window} rows in the window, no scores yet "
+        f"(each feature needs {needed} usable values)"
+    )
 
 
 class LiveView:
