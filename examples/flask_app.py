@@ -18,7 +18,6 @@ fork), so each worker has its own exporters.
 from __future__ import annotations
 
 import argparse
-import inspect
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,15 @@ from sklearn.linear_model import LogisticRegression
 
 import otel_mlmon
 from otel_mlmon.context import get_request_id
+from otel_mlmon.logs import log_prediction
 
 MODEL_NAME = "iris"
 MODEL_VERSION = "1.0.0"
 FEATURE_NAMES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 N_FEATURES = len(FEATURE_NAMES)
 MAX_BATCH = 256
+#: Drift settings: those of examples/fastapi_app.py (the defaults: 1000 rows, scored from 500).
+DRIFT = otel_mlmon.DriftConfig(window=1000, min_samples=500)
 
 
 class IrisModel:
@@ -77,21 +79,18 @@ def _parse_features(body: object) -> tuple[list[list[float]], bool] | None:
 
 
 def build_monitor(model: IrisModel, **providers: Any) -> otel_mlmon.ModelMonitor:
-    """The ``ModelMonitor`` of the service, with the training data as drift reference when
-    this otel-mlmon version supports drift (``feature_names=`` and ``reference=``)."""
-    drift: dict[str, Any] = {}
-    parameters = inspect.signature(otel_mlmon.ModelMonitor).parameters
-    if "reference" in parameters:
-        drift = {"feature_names": list(FEATURE_NAMES), "reference": model.reference}
-        if "reference_predictions" in parameters:
-            drift["reference_predictions"] = model.estimator.predict(model.reference)
+    """The ``ModelMonitor`` of the service: the training data and the model's predictions on it
+    are the drift reference of the features and of the predictions."""
     monitor = otel_mlmon.ModelMonitor(
         MODEL_NAME,
         version=MODEL_VERSION,
         task="classification",
         framework="sklearn",
         classes=model.classes,
-        **drift,
+        feature_names=list(FEATURE_NAMES),
+        reference=model.reference,
+        reference_predictions=model.estimator.predict(model.reference),
+        drift=DRIFT,
         **providers,
     )
     monitor.model_loaded(framework="sklearn", metrics={"train_accuracy": model.train_accuracy})
@@ -135,8 +134,14 @@ def create_app(
             classes, confidences = model.predict(rows)
             if batch:
                 p.record(classes, confidences)
+                log_prediction(
+                    [int(c) for c in classes], prediction_id=p.id, batch_size=len(classes)
+                )
             else:
                 p.record(int(classes[0]), float(confidences[0]))
+                log_prediction(
+                    int(classes[0]), confidence=float(confidences[0]), prediction_id=p.id
+                )
         body: dict[str, Any] = {"prediction_id": p.id, "request_id": get_request_id()}
         if batch:
             body["predictions"] = [int(c) for c in classes]

@@ -7,13 +7,19 @@ single and batch predictions, some malformed requests (422), a few model errors 
 500 with ``error.type=ValueError``), delayed labels for part of the predictions and, part-way
 through, a drift (shifted petal and sepal measurements) that also lowers the accuracy.
 
-The summary refreshes in place and is read back from the service's own Prometheus endpoint,
+The terminal shows only the summary: the service's log lines (JSON, from ``configure()``'s
+logging bridge) go to ``--log-file`` (default ``otel-mlmon-demo.log`` in the temporary
+directory), which the summary names, and the traffic client's own HTTP chatter (httpx's INFO
+lines) is not logged at all. The summary refreshes in place and is read back from the
+service's own Prometheus endpoint,
 the real SDK metrics a Prometheus server would scrape: requests, p50/p95 latency, error rate,
-accuracy, the drift scores with their state, and the last trace ID (each request carries a W3C
+accuracy, the drift scores with their state (or how full the drift window is before the
+first scores), and the last trace ID (each request carries a W3C
 ``traceparent`` the demo made, so it knows the trace the server span joined). Ctrl-C, or the end
 of ``--duration``, stops the traffic, flushes every signal and exits 0.
 
     otel-mlmon demo [--duration 120] [--rate 20] [--otlp-endpoint URL] [--no-drift]
+                    [--log-file PATH]
 
 Needs the ``examples`` extra (scikit-learn, uvicorn) and a source checkout for
 ``examples/fastapi_app.py``.
@@ -28,9 +34,11 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import random
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +68,11 @@ _ACCURACY: Final = "ml_model_accuracy"
 _DRIFT_SCORE: Final = "ml_drift_score"
 _DRIFT_DETECTED: Final = "ml_drift_detected"
 _DRIFT_THRESHOLD: Final = "ml_drift_threshold"
+_DRIFT_WINDOW: Final = "ml_drift_window_samples"
+#: Where the service's log lines go unless --log-file says otherwise.
+DEFAULT_LOG_FILE: Final = Path(tempfile.gettempdir()) / "otel-mlmon-demo.log"
+#: Loggers of the demo's own HTTP client: their per-request INFO lines are not the service's.
+QUIET_LOGGERS: Final = ("httpx", "httpcore")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refresh", type=float, default=1.0, help="seconds between summary refreshes"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the traffic generator")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=DEFAULT_LOG_FILE,
+        help=f"file the service's JSON log lines are appended to (default {DEFAULT_LOG_FILE})",
+    )
 
 
 # --- reading the summary from the Prometheus endpoint ---------------------------------------
@@ -166,6 +185,8 @@ class Summary:
     accuracy: float | None = None
     drift: list[DriftRow] = field(default_factory=list)
     drift_available: bool = False
+    #: Rows in the live drift window (``ml.drift.window.samples``); None before the first.
+    drift_window: int | None = None
 
     @property
     def error_rate(self) -> float:
@@ -210,6 +231,8 @@ def summarize(samples: Iterable[Sample]) -> Summary:
             detected[key] = value >= 1
         elif name.startswith(_DRIFT_THRESHOLD):
             thresholds[labels.get("ml_drift_method", "?")] = value
+        elif name.startswith(_DRIFT_WINDOW):
+            summary.drift_window = int(value)
     summary.http_p50 = histogram_quantile(0.5, http_buckets)
     summary.http_p95 = histogram_quantile(0.95, http_buckets)
     summary.model_p50 = histogram_quantile(0.5, model_buckets)
@@ -294,13 +317,16 @@ class Driver:
     def _row(self, rng: random.Random) -> tuple[list[float], int]:
         index = rng.randrange(len(self.rows))
         row = [float(v) + rng.gauss(0.0, 0.05) for v in self.rows[index]]
+        # Rounded to the data set's precision (0.1 cm) below: the reference is on that grid,
+        # and PSI and Jensen-Shannon on quantile bins of it score continuous jitter as drift
+        # (petal_width above 0.1 on every seed tried), a false alarm before the injected one.
         if self._drifting():
             # Longer petals and wider sepals than anything in training: the model answers
             # "virginica" far more often, the labels disagree, the drift statistics fire.
             row[1] *= 1.3
             row[2] += 2.5
             row[3] += 0.8
-        return [round(v, 3) for v in row], int(self.targets[index])
+        return [round(v, 1) for v in row], int(self.targets[index])
 
     def _work(self, worker: int) -> None:
         import httpx
@@ -377,8 +403,11 @@ def render(
     service_url: str,
     metrics_url: str | None,
     otlp_endpoint: str | None,
+    min_samples: int | None = None,
+    log_file: Path | None = None,
 ) -> list[str]:
-    """The lines of the live summary."""
+    """The lines of the live summary. ``min_samples`` is the drift window's fill level at
+    which the first scores appear; ``log_file`` is where the service's log lines go."""
     total = "until Ctrl-C" if duration <= 0 else f"of {duration:.0f}s"
     phase = "DRIFT INJECTED" if traffic.drifting else "normal traffic"
     lines = [
@@ -392,7 +421,7 @@ def render(
         + ("   -  " if summary.accuracy is None else f"{summary.accuracy:6.3f}"),
     ]
     if not summary.drift_available:
-        lines.append("  drift        no drift gauges yet (this ModelMonitor has no reference)")
+        lines.append(f"  drift        {_drift_state(summary, min_samples)}")
     else:
         lines.append("  drift        feature          method          score   threshold  state")
         for row in summary.drift[:5]:
@@ -413,25 +442,57 @@ def render(
             )
         else:
             lines.append(
-                "               spans are not exported on the embedded default: rerun with "
-                "--otlp-endpoint http://localhost:4318 and look the ID up in Jaeger or Tempo"
+                "               spans are not exported on the embedded default: look it up "
+                "with --otlp-endpoint"
             )
     if metrics_url:
         lines.append(f"  prometheus   {metrics_url}   (curl it while the demo runs)")
+    if log_file is not None:
+        lines.append(f"  logs         {log_file}   (the service's JSON log lines)")
     if traffic.failed:
         lines.append(f"  client-side failures {traffic.failed}")
     return lines
 
 
+def _drift_state(summary: Summary, min_samples: int | None) -> str:
+    """What the drift line says before the first scores: the window's fill level."""
+    if summary.drift_window is None:
+        return "no drift window reported (this ModelMonitor has no drift reference)"
+    if min_samples is not None and summary.drift_window < min_samples:
+        return (
+            f"filling the window: {summary.drift_window}/{min_samples} rows before the first scores"
+        )
+    needed = "enough" if min_samples is None else str(min_samples)
+    return (
+        f"{summary.drift_window} rows in the window, no scores yet "
+        f"(each feature needs {needed} usable values)"
+    )
+
+
 class LiveView:
     """Rewrites the summary in place on a terminal; appends blocks otherwise."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, width: int | None = None) -> None:
         self.stream = stream
         self.tty = stream.isatty()
         self._shown = 0
+        self._fixed_width = width
+
+    def _width(self) -> int:
+        """Columns of the terminal (``width`` if given); 0 when unknown."""
+        if self._fixed_width is not None:
+            return self._fixed_width
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            return 0
 
     def show(self, lines: list[str]) -> None:
+        width = self._width() if self.tty else 0
+        if width > 1:
+            # A line the terminal wraps takes two rows: the cursor-up count below would miss
+            # it and the block would creep down the screen instead of refreshing in place.
+            lines = [line[: width - 1] for line in lines]
         if self.tty and self._shown:
             # Cursor up to the first line of the previous block, clear to the end of screen.
             self.stream.write(f"\x1b[{self._shown}F\x1b[J")
@@ -485,22 +546,43 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     import otel_mlmon
 
     try:
+        log_stream = args.log_file.open("a", encoding="utf-8", buffering=1)
+    except OSError as exc:
+        print(f"otel-mlmon demo: cannot write the log file: {exc}", file=sys.stderr)
+        return 2
+    try:
         telemetry = otel_mlmon.configure(
             service_name="iris-demo",
             otlp_endpoint=args.otlp_endpoint,
             # The live summary reads the Prometheus endpoint, so it stays up with OTLP too.
             prometheus=True,
             prometheus_port=args.prometheus_port,
+            # The logging bridge is set up below, writing to the log file, not the terminal.
+            logs=False,
+        )
+        from otel_mlmon.logs import configure_logging
+
+        configure_logging(
+            logger_provider=telemetry.logger_provider,
+            export=not telemetry.actions.get("logs", "").endswith(": none"),
+            stream=log_stream,
         )
     except otel_mlmon.ConfigurationError as exc:
         print(f"otel-mlmon demo: {exc}", file=sys.stderr)
+        log_stream.close()
         return 2
+    for name in QUIET_LOGGERS:
+        # One INFO line per request of the demo's own client: neither the service's logs nor
+        # telemetry of it, so kept out of the log file and of the exported records.
+        logging.getLogger(name).setLevel(logging.WARNING)
     metrics_url = None
     if telemetry.prometheus_address:
         host, port = telemetry.prometheus_address
         metrics_url = f"http://{host}:{port}/metrics"
 
     model = example.IrisModel()
+    drift_config = getattr(example, "DRIFT", None)
+    min_samples = getattr(drift_config, "min_samples", None)
     app = example.create_app(model=model)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=args.port, log_level="critical", access_log=False
@@ -513,6 +595,7 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         if not server_thread.is_alive() or time.monotonic() > deadline:
             print("otel-mlmon demo: the service did not start", file=sys.stderr)
             telemetry.shutdown()
+            log_stream.close()
             return 2
         time.sleep(0.02)
     service_port = server.servers[0].sockets[0].getsockname()[1]
@@ -522,6 +605,7 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         print(f"prometheus  {metrics_url}", file=out)
     if args.otlp_endpoint:
         print(f"exporting   traces, metrics and logs to {args.otlp_endpoint}", file=out)
+    print(f"logs        {args.log_file}  (tail -f it)", file=out)
     print("Ctrl-C to stop\n", file=out, flush=True)
 
     drift_after = None
@@ -555,6 +639,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
                     service_url=service_url,
                     metrics_url=metrics_url,
                     otlp_endpoint=args.otlp_endpoint,
+                    min_samples=min_samples,
+                    log_file=args.log_file,
                 )
             )
             interrupted.wait(args.refresh)
@@ -578,12 +664,15 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
                 service_url=service_url,
                 metrics_url=metrics_url,
                 otlp_endpoint=args.otlp_endpoint,
+                min_samples=min_samples,
+                log_file=args.log_file,
             )
         )
         server.should_exit = True
         server_thread.join(timeout=10)
         flushed = telemetry.force_flush(timeout_millis=10_000)
         telemetry.shutdown()
+        log_stream.flush()
     print(
         f"\nstopped after {driver.traffic.sent} predict requests; telemetry "
         + ("flushed" if flushed else "flush timed out"),

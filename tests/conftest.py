@@ -7,11 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 from _otlp import OtlpGrpcServer, OtlpHttpServer
+from hypothesis import settings
 
 from otel_mlmon.testing import InMemoryTelemetry
 
 # Our own telemetry errors must surface in tests instead of being swallowed.
 os.environ.setdefault("OTEL_MLMON_STRICT", "true")
+
+# CI runs the property-based tests on a fixed sequence of examples, so a red run is
+# reproducible; developers' runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

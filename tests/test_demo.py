@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import signal
@@ -59,8 +60,12 @@ def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60
     raise AssertionError(f"{pattern!r} not printed; got {''.join(seen)}")
 
 
-def test_demo_serves_metrics_while_it_runs_and_ends_flushed() -> None:
-    process = start_demo("--duration", "6", "--rate", "40", "--refresh", "1", "--seed", "3")
+def test_demo_serves_metrics_while_it_runs_and_ends_flushed(tmp_path: Path) -> None:
+    log_file = tmp_path / "demo.log"
+    process = start_demo(
+        "--duration", "6", "--rate", "40", "--refresh", "1", "--seed", "3",
+        "--log-file", str(log_file),
+    )  # fmt: skip
     try:
         url = read_until(process, r"prometheus\s+(http://\S+/metrics)").group(1)
         read_until(process, r"Ctrl-C to stop")
@@ -80,6 +85,27 @@ def test_demo_serves_metrics_while_it_runs_and_ends_flushed() -> None:
     assert re.search(r"last trace\s+[0-9a-f]{32}", final)
     assert "DRIFT INJECTED" in final  # 40 % of 6 s: the drift started
     assert "telemetry flushed" in stdout
+    assert f"logs         {log_file}" in final
+
+
+def test_terminal_shows_the_summary_and_the_log_file_the_service_logs(tmp_path: Path) -> None:
+    log_file = tmp_path / "demo.log"
+    process = start_demo("--duration", "3", "--rate", "40", "--seed", "5", "--log-file",
+                         str(log_file))  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0, stderr
+    terminal = (stdout + stderr).splitlines()
+    assert [] == [line for line in terminal if line.lstrip().startswith("{")]
+    assert [] == [line for line in terminal if "HTTP Request" in line]
+    logged = [json.loads(line) for line in log_file.read_text().splitlines()]
+    predictions = [r for r in logged if r["event"] == "prediction_made"]
+    assert predictions and all(len(r["trace_id"]) == 32 for r in predictions)
+    assert [] == [r for r in logged if "HTTP Request" in r["event"]]
 
 
 def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
@@ -180,3 +206,42 @@ def test_live_view_rewrites_in_place_on_a_terminal() -> None:
 
     assert stream.getvalue().count(f"\x1b[{len(lines)}F\x1b[J") == 1
     assert any("petal_length" in line and "DRIFT" in line for line in lines)
+
+
+def test_summarize_reads_the_drift_window_fill_level() -> None:
+    text = '# TYPE ml_drift_window_samples gauge\nml_drift_window_samples{ml_model_name="m"} 350\n'
+
+    assert 350 == summarize(parse_samples(text)).drift_window
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        (350, "filling the window: 350/500 rows before the first scores"),
+        (None, "no drift window reported (this ModelMonitor has no drift reference)"),
+    ],
+)
+def test_drift_line_before_the_first_scores_says_why(window: int | None, expected: str) -> None:
+    lines = render(
+        Summary(drift_window=window),
+        Traffic(),
+        elapsed=1.0,
+        duration=10.0,
+        service_url="http://s",
+        metrics_url=None,
+        otlp_endpoint=None,
+        min_samples=500,
+    )
+
+    assert [f"  drift        {expected}"] == [line for line in lines if "drift  " in line]
+
+
+def test_live_view_cuts_lines_to_the_terminal_width_so_none_wraps() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    LiveView(stream, width=20).show(["x" * 50, "short"])
+
+    assert ["x" * 19, "short"] == stream.getvalue().splitlines()

@@ -8,8 +8,9 @@ in-memory storage, Prometheus from Debian's package with the bundled scrape conf
 rules, and VictoriaLogs as the OTLP log store in Loki's place (Loki's module is not served),
 reached through the same otlp_http exporter. Every port is a free one on 127.0.0.1.
 
-Then tests/e2e/traffic.py, an instrumented model service in its own process, sends telemetry
-to the collector. Binaries come from ``bash collector/build.sh`` (cached outside the repo).
+Then the FastAPI example (examples/fastapi_app.py, started by its documented command in its
+own process) exports OTLP to the collector while tests/e2e/traffic.py drives requests at it.
+Binaries come from ``bash collector/build.sh`` (cached outside the repo).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from stack_files import (
 
 HERE = Path(__file__).resolve().parent
 JAEGER_CONFIG = HERE / "jaeger-config.yaml"
-TRAFFIC = HERE / "traffic.py"
+EXAMPLE = REPO / "examples" / "fastapi_app.py"
 #: Longest wait for a program to answer, or for telemetry to arrive.
 TIMEOUT_S = 60.0
 
@@ -256,26 +257,48 @@ def stack(binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def traffic(stack: Stack) -> dict[str, Any]:
-    """Run the instrumented service against the collector; return once everything it sent can
-    be queried: the final counter values in Prometheus, the two traces in Jaeger."""
-    completed = subprocess.run(
-        [sys.executable, str(TRAFFIC), "--otlp-endpoint", stack.otlp_http, "--requests", "60"],
-        capture_output=True, text=True, timeout=120, cwd=REPO, env=_clean_env(), check=False,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    selector = f'service_name="{result["service_name"]}", ml_model_name="{result["model_name"]}"'
+def traffic(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Run the FastAPI example against the collector and drive the traffic at it; yield once
+    everything it sent can be queried: the final counter values in Prometheus, the two traces
+    in Jaeger, the drift scores. The example keeps running (and exporting) until the session
+    ends."""
+    from sklearn.datasets import load_iris
+    from traffic import drive
 
-    def final(expr: str, expected: int) -> bool:
-        samples = stack.promql(expr)
-        return bool(samples) and float(samples[0]["value"][1]) == expected
+    workdir = tmp_path_factory.mktemp("example")
+    port = free_port()
+    example = _start("fastapi-example", [
+        sys.executable, str(EXAMPLE), "--port", str(port),
+    ], workdir, _clean_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=stack.otlp_http,
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        EXAMPLE_FAULTS="1",
+        PYTHONUNBUFFERED="1",
+    ))  # fmt: skip
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_ready(example, f"{base_url}/health")
+        iris = load_iris()
+        result = drive(base_url, iris.data.tolist(), [int(t) for t in iris.target])
+        selector = (
+            f'service_name="{result["service_name"]}", ml_model_name="{result["model_name"]}"'
+        )
 
-    eventually(lambda: final(f"sum(ml_model_predictions_total{{{selector}}})",
-                             result["predictions"]), "every prediction in Prometheus")  # fmt: skip
-    eventually(lambda: final(f"sum(ml_model_errors_total{{{selector}}})", result["errors"]),
-               "every error in Prometheus")  # fmt: skip
-    for key in ("ok_trace_id", "error_trace_id"):
-        eventually(lambda key=key: stack.jaeger_trace(result[key]), f"{key} in Jaeger")
-    stack.traffic = result
-    return result
+        def final(expr: str, expected: int) -> bool:
+            samples = stack.promql(expr)
+            return bool(samples) and float(samples[0]["value"][1]) == expected
+
+        predictions = f"sum(ml_model_predictions_total{{{selector}}})"
+        errors = f"sum(ml_model_errors_total{{{selector}}})"
+        eventually(lambda: final(predictions, result["predictions"]),
+                   "every prediction in Prometheus")  # fmt: skip
+        eventually(lambda: final(errors, sum(result["errors"].values())),
+                   "every error in Prometheus")  # fmt: skip
+        eventually(lambda: stack.promql_has_data(f"ml_drift_detected_ratio{{{selector}}} == 1"),
+                   "the drift detected in Prometheus")  # fmt: skip
+        for key in ("ok_trace_id", "error_trace_id"):
+            eventually(lambda key=key: stack.jaeger_trace(result[key]), f"{key} in Jaeger")
+        stack.traffic = result
+        yield result
+    finally:
+        example.stop()

@@ -1,127 +1,136 @@
-"""Traffic of the end-to-end test: a model service instrumented with otel-mlmon, in its own
-process, exporting OTLP to the collector.
+"""Traffic of the end-to-end test: requests to ``examples/fastapi_app.py`` over real HTTP.
 
-Stands in for the FastAPI example until it lands: each request is a SERVER span (the span the
-FastAPI instrumentation would open) around ``ModelMonitor.predict``, with an OTel log record
-emitted inside it through the LoggerProvider that ``configure()`` set up. The mix is fixed so
-that every alert rule's condition holds afterwards: a fifth of the calls raise (error rate above
-10 %), a few are slow (p99 latency above its threshold), and half of the delayed labels are
-wrong (accuracy below 0.8).
+The example runs in its own process, exactly as documented (``python examples/fastapi_app.py``)
+with ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at the collector, a one-second metric export
+interval, and ``EXAMPLE_FAULTS=1`` so that the ``X-Example-Fault`` header works. The mix is
+fixed so that every alert rule's condition holds afterwards:
 
-    python tests/e2e/traffic.py --otlp-endpoint http://127.0.0.1:4318 --requests 60
+- single predictions and small batches of the training rows, and the whole training set as
+  one batch (predictions of every class);
+- every fifth call a model error (a NaN feature: ``ValueError``, plus two injected
+  ``InjectedFault`` errors): about 18 % of the calls fail, above the 10 % of the error-rate rule;
+- three calls slowed by the ``slow`` fault (0.6 s): the p99 latency is above 0.5 s;
+- labels fed back for every single prediction, half of them wrong: accuracy about 0.5, below
+  the 0.8 of the accuracy rule, on more labels than its minimum of 20;
+- at the end, batches of drifted rows (longer petals, wider sepals) that fill most of the
+  example's drift window: every drift statistic detects the drift, most of them twice past
+  their threshold.
 
-Prints one JSON object on stdout: the service and model names, the trace IDs the test looks up
-(one successful request, one failed request), and how many rows were predicted and calls failed.
+Calls are spread over several seconds (several metric exports and scrapes) so that Prometheus
+sees the counters rise and ``rate()`` has something to measure.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import random
 import time
+from typing import Any
 
-from opentelemetry import _logs as logs_api
-from opentelemetry import trace
-from opentelemetry._logs import SeverityNumber
-from opentelemetry.trace import SpanKind, Status, StatusCode
+import httpx
 
-import otel_mlmon
-
-SERVICE_NAME = "e2e-iris"
+SERVICE_NAME = "iris-fastapi"
 MODEL_NAME = "iris"
 MODEL_VERSION = "1.0.0"
-CLASSES = ("setosa", "versicolor", "virginica")
-#: Seconds a slow call sleeps: above the p99 latency alert's threshold (0.5 s).
-SLOW_SECONDS = 0.6
-#: Seconds between two requests.
+#: Single-row calls of the mix (each followed by a short pause).
+SINGLE_CALLS = 45
 PAUSE_SECONDS = 0.1
+#: Drifted rows sent at the end, in batches of at most 256 (the example's MAX_BATCH).
+DRIFTED_ROWS = 400
+DRIFT_BATCH = 200
 
 
-class ModelOverloaded(RuntimeError):
-    """The error a failing prediction raises: it becomes ``error.type`` on metrics and spans."""
+def _traceparent(rng: random.Random) -> tuple[str, str]:
+    trace_id = f"{rng.getrandbits(128) or 1:032x}"
+    return trace_id, f"00-{trace_id}-{rng.getrandbits(64) or 1:016x}-01"
 
 
-def _trace_id() -> str:
-    return f"{trace.get_current_span().get_span_context().trace_id:032x}"
+def drifted(row: list[float]) -> list[float]:
+    """A training row moved far outside the training data (as otel-mlmon demo drifts it)."""
+    return [row[0], round(row[1] * 1.3, 1), round(row[2] + 2.5, 1), round(row[3] + 0.8, 1)]
 
 
-def run(otlp_endpoint: str, requests: int) -> dict[str, object]:
-    telemetry = otel_mlmon.configure(
-        service_name=SERVICE_NAME,
-        service_version="0.1.0",
-        otlp_endpoint=otlp_endpoint,
-        metric_export_interval_millis=1000,
-    )
-    monitor = otel_mlmon.ModelMonitor(
-        MODEL_NAME, version=MODEL_VERSION, task="classification", classes=CLASSES
-    )
-    monitor.model_loaded(framework="sklearn")
-    tracer = trace.get_tracer("otel_mlmon.e2e")
-    logger = logs_api.get_logger("otel_mlmon.e2e")
-
-    result: dict[str, object] = {
+def drive(base_url: str, reference: list[list[float]], targets: list[int]) -> dict[str, Any]:
+    """Send the mix to the service at ``base_url``; returns what the test looks up and counts:
+    the trace and request IDs of one successful and one failed request, the predicted rows,
+    the calls and the failed calls by ``error.type``."""
+    rng = random.Random(6)
+    result: dict[str, Any] = {
         "service_name": SERVICE_NAME,
         "model_name": MODEL_NAME,
         "model_version": MODEL_VERSION,
-        "error_type": f"{__name__}.{ModelOverloaded.__qualname__}",
     }
-    rows = errors = 0
-    for i in range(requests):
-        predicted = CLASSES[i % len(CLASSES)]
-        with tracer.start_as_current_span(
-            "POST /predict",
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": "POST", "http.route": "/predict"},
-        ) as server_span:
-            try:
-                with monitor.predict(features=[[5.1, 3.5, 1.4, 0.2]]) as p:
-                    logger.emit(
-                        body="prediction_made",
-                        severity_number=SeverityNumber.INFO,
-                        severity_text="INFO",
-                        attributes={"ml.model.name": MODEL_NAME, "request.index": i},
-                    )
-                    if i % 20 == 1:
-                        time.sleep(SLOW_SECONDS)
-                    if i % 5 == 4:
-                        raise ModelOverloaded("model overloaded")
-                    if i % 10 == 3:  # a batch of three rows
-                        batch = [predicted, *CLASSES[:2]]
-                        p.record(batch, [0.9, 0.8, 0.7])
-                        rows += len(batch)
-                    elif i == 7:  # a confidence outside [0, 1]: counted as rejected
-                        p.record(predicted, 1.5)
-                        rows += 1
-                    else:
-                        p.record(predicted, 0.55 + 0.2 * (i % 3))
-                        rows += 1
-            except ModelOverloaded:
-                server_span.set_status(Status(StatusCode.ERROR))
-                errors += 1
-                result.setdefault("error_trace_id", _trace_id())
+    rows = calls = slow = labels = 0
+    errors: dict[str, int] = {}
+
+    def predict(body: Any, **headers: str) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        # json.dumps writes NaN as FastAPI reads it; httpx's json= refuses NaN.
+        return client.post(
+            "/predict",
+            content=json.dumps(body),
+            headers={"content-type": "application/json", **headers},
+        )
+
+    with httpx.Client(base_url=base_url, timeout=10.0) as client:
+        for i in range(SINGLE_CALLS):
+            index = (i * 7) % len(reference)
+            row = reference[index]
+            trace_id, traceparent = _traceparent(rng)
+            request_id = f"e2e-{i:04d}"
+            if i % 5 == 4:
+                # A model error: NaN for ValueError, twice the injected fault.
+                fault = {"x-example-fault": "error"} if i in (9, 29) else {}
+                body = {"features": row} if fault else {"features": [float("nan"), *row[1:]]}
+                # Starlette re-raises after its 500 and uvicorn closes the connection: this
+                # request does not keep it alive.
+                response = predict(body, traceparent=traceparent, connection="close", **fault)
+                assert response.status_code == 500, response.text
+                error_type = "__main__.InjectedFault" if fault else "ValueError"
+                errors[error_type] = errors.get(error_type, 0) + 1
+                result.setdefault("error_trace_id", trace_id)
+                result.setdefault("error_type", error_type)
                 continue
-            result.setdefault("ok_trace_id", _trace_id())
-            result.setdefault("ok_class", predicted)
-        # Half of the delayed labels disagree with the prediction: accuracy about 0.5.
-        truth = predicted if i % 2 == 0 else CLASSES[(i + 1) % len(CLASSES)]
-        monitor.record_label(p.id, [truth] * 3 if i % 10 == 3 else truth)
-        # Spread the calls over several metric exports, so Prometheus sees counters rise.
-        time.sleep(PAUSE_SECONDS)
-    result.update(predictions=rows, errors=errors, calls=requests)
-    # Two metric intervals, so the gauges computed at collection time are exported too.
-    time.sleep(2.5)
-    telemetry.force_flush()
-    telemetry.shutdown()
+            if i % 10 == 3:
+                # A batch of three rows, spread through the run so the batch-size histogram
+                # rises across scrapes.
+                batch = [reference[(index + k * 50) % len(reference)] for k in range(3)]
+                response = predict({"features": batch})
+                assert response.status_code == 200, response.text
+                rows += len(batch)
+            fault = {"x-example-fault": "slow"} if i % 15 == 1 else {}
+            slow += bool(fault)
+            response = predict(
+                {"features": row}, traceparent=traceparent, **{"x-request-id": request_id}, **fault
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+            rows += 1
+            if "ok_trace_id" not in result:
+                result.update(
+                    ok_trace_id=trace_id,
+                    ok_request_id=body["request_id"],
+                    ok_class=str(body["prediction"]),
+                )
+            # Half of the labels disagree with the truth the model mostly predicts.
+            truth = targets[index] if i % 2 == 0 else (targets[index] + 1) % 3
+            feedback = client.post(
+                "/feedback", json={"prediction_id": body["prediction_id"], "label": truth}
+            )
+            assert feedback.status_code == 202, feedback.text
+            labels += 1
+            time.sleep(PAUSE_SECONDS)
+        # The whole training set as one batch: every class predicted.
+        response = predict({"features": reference})
+        assert response.status_code == 200, response.text
+        rows += len(reference)
+        shifted = [drifted(reference[i % len(reference)]) for i in range(DRIFTED_ROWS)]
+        for start in range(0, len(shifted), DRIFT_BATCH):
+            batch = shifted[start : start + DRIFT_BATCH]
+            response = predict({"features": batch})
+            assert response.status_code == 200, response.text
+            rows += len(batch)
+            time.sleep(PAUSE_SECONDS)
+    result.update(predictions=rows, calls=calls, errors=errors, slow_calls=slow, labels=labels)
     return result
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--otlp-endpoint", required=True, help="the collector's OTLP/HTTP URL")
-    parser.add_argument("--requests", type=int, default=60)
-    args = parser.parse_args()
-    print(json.dumps(run(args.otlp_endpoint, args.requests)), flush=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -128,3 +128,78 @@ def test_documented_command_serves_predictions_and_metrics(
 
     assert (response.status_code, response.headers["x-request-id"]) == (200, "cmd")
     assert "metrics: http://" in stdout
+
+
+def test_fault_header_is_ignored_unless_faults_are_enabled(
+    client: TestClient, fastapi_example: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(fastapi_example.FAULTS_ENV, raising=False)
+
+    response = client.post("/predict", json={"features": ROW}, headers={"X-Example-Fault": "error"})
+
+    assert (200, False) == (response.status_code, fastapi_example.faults_enabled())
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("true", True), ("0", False)])
+def test_faults_env_switch(
+    fastapi_example: ModuleType, monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    monkeypatch.setenv(fastapi_example.FAULTS_ENV, value)
+    assert expected == fastapi_example.faults_enabled()
+
+
+@pytest.fixture
+def faulty_client(
+    fastapi_example: ModuleType, telemetry: InMemoryTelemetry
+) -> Iterator[TestClient]:
+    app = fastapi_example.create_app(telemetry=dict(telemetry.providers), faults=True)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+    uninstrument_fastapi(app)
+
+
+def test_injected_error_fault_is_a_500_with_its_error_type(
+    faulty_client: TestClient, telemetry: InMemoryTelemetry, fastapi_example: ModuleType
+) -> None:
+    response = faulty_client.post(
+        "/predict", json={"features": ROW}, headers={"X-Example-Fault": "error"}
+    )
+
+    assert response.status_code == 500
+    (errors,) = telemetry.metric_points(semconv.ML_MODEL_ERRORS)
+    error_type = telemetry.attributes_of(errors)["error.type"]
+    assert error_type.endswith(fastapi_example.InjectedFault.__qualname__)
+
+
+def test_injected_slow_fault_slows_the_predict_span(
+    faulty_client: TestClient, telemetry: InMemoryTelemetry, fastapi_example: ModuleType
+) -> None:
+    response = faulty_client.post(
+        "/predict", json={"features": ROW}, headers={"X-Example-Fault": "slow"}
+    )
+
+    assert response.status_code == 200
+    predict = next(s for s in telemetry.spans() if s.kind != SpanKind.SERVER)
+    assert predict.end_time is not None and predict.start_time is not None
+    assert (predict.end_time - predict.start_time) / 1e9 >= fastapi_example.SLOW_FAULT_SECONDS
+
+
+def test_shifted_rows_are_scored_as_drift_against_the_training_data(
+    client: TestClient, telemetry: InMemoryTelemetry, fastapi_example: ModuleType
+) -> None:
+    reference = fastapi_example.IrisModel().reference
+    rows = [[r[0], r[1], r[2] + 2.5, r[3]] for r in reference.tolist()]
+    # Enough rows to reach the example's min_samples, in batches of at most MAX_BATCH.
+    while len(rows) < fastapi_example.DRIFT.min_samples:
+        rows += rows
+    for start in range(0, len(rows), fastapi_example.MAX_BATCH):
+        batch = rows[start : start + fastapi_example.MAX_BATCH]
+        assert client.post("/predict", json={"features": batch}).status_code == 200
+
+    detected = {
+        (telemetry.attributes_of(p)[semconv.ML_FEATURE_NAME],
+         telemetry.attributes_of(p)[semconv.ML_DRIFT_METHOD]): p.value
+        for p in telemetry.metric_points(semconv.ML_DRIFT_DETECTED)
+    }  # fmt: skip
+    assert 1 == detected[("petal_length", "ks")]
+    assert 0 == detected[("sepal_length", "ks")]

@@ -130,6 +130,12 @@ FEATURE_CONSUMERS: list[Callable[[InMemoryTelemetry], ModelMonitor]] = [
 ]
 
 
+def _no_class(prediction: Any) -> bool:
+    """None, NaN and infinities are rejected as classes (numpy scalars included)."""
+    value = prediction.item() if isinstance(prediction, np.generic) else prediction
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 @pytest.mark.parametrize("task", ["classification", "regression", "other"])
 @EXAMPLES
 @given(prediction=anything, confidence=anything, features=anything)
@@ -156,7 +162,7 @@ def test_record_accounts_for_every_prediction_and_confidence(
         assert 0 == delta["confidences"] + delta[semconv.REJECT_CONFIDENCE_INVALID]
     elif not _is_batch(prediction):
         # A rejected classification carries its confidence away with it, uncounted twice.
-        used = 0 if task == "classification" and prediction is None else 1
+        used = 0 if task == "classification" and _no_class(prediction) else 1
         assert used == delta["confidences"] + delta[semconv.REJECT_CONFIDENCE_INVALID]
     elif _is_batch(confidence) and len(confidence) == rows:
         assert rows == delta["confidences"] + delta[semconv.REJECT_CONFIDENCE_INVALID]
