@@ -88,7 +88,8 @@ def _child(module: str, result_path: str) -> None:
         mod = importlib.import_module(f"bench.{module}")
         with contextlib.redirect_stdout(printed):
             rows = mod.main()
-        if rows is not None:
+        # A module's own command-line main may return its exit status instead of rows.
+        if rows is not None and not isinstance(rows, int):
             envelope["rows"] = [_plain(row) for row in rows]
     except BaseException:
         envelope["error"] = traceback.format_exc()
