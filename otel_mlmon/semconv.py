@@ -23,6 +23,7 @@ from opentelemetry.metrics import (
     Counter,
     Histogram,
     Meter,
+    ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
 )
@@ -197,7 +198,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_MODEL_LOAD_TIME, "ObservableGauge", "s",
           MODEL_ATTRIBUTES,
           "When the current model version was loaded, as Unix time."),
-    _spec(ML_MODEL_LABELS, "Counter", "{label}",
+    _spec(ML_MODEL_LABELS, "ObservableCounter", "{label}",
           (*MODEL_ATTRIBUTES, ML_LABEL_OUTCOME),
           "Delayed ground-truth labels received, by whether they joined a prediction."),
     _spec(ML_MODEL_ACCURACY, "ObservableGauge", "1", MODEL_ATTRIBUTES,
@@ -361,9 +362,13 @@ def create_ml_model_load_time(meter: Meter, callbacks: Sequence[CallbackT]) -> O
     return _gauge(meter, ML_MODEL_LOAD_TIME, callbacks)
 
 
-def create_ml_model_labels(meter: Meter) -> Counter:
-    """``ml.model.labels``: delayed labels received, by outcome."""
-    return _counter(meter, ML_MODEL_LABELS)
+def create_ml_model_labels(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableCounter:
+    """``ml.model.labels``: delayed labels received, by outcome (counted by the monitor,
+    reported at collection time)."""
+    spec = _BY_NAME[ML_MODEL_LABELS]
+    return meter.create_observable_counter(
+        spec.name, callbacks=callbacks, unit=spec.unit, description=spec.description
+    )
 
 
 def create_ml_model_quality_gauge(

@@ -484,3 +484,31 @@ def test_the_id_is_stable_and_16_hex_digits(telemetry: InMemoryTelemetry) -> Non
     assert p.id == p.id
     assert 16 == len(p.id)
     int(p.id, 16)
+
+
+def test_two_monitors_on_one_provider_both_report_their_gauges(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    # The SDK keeps only the first callback registered under a name on a meter.
+    monitors = [ModelMonitor(name, **telemetry.providers) for name in ("iris", "wine")]
+    for monitor in monitors:
+        with monitor.predict() as p:
+            p.record(1)
+        monitor.record_label(p.id, 1)
+
+    def models(name: str) -> list[str]:
+        return sorted(p.attributes[semconv.ML_MODEL_NAME] for p in telemetry.metric_points(name))
+
+    for name in (
+        semconv.ML_MODEL_INFO,
+        semconv.ML_MODEL_LOAD_TIME,
+        semconv.ML_MODEL_ACCURACY,
+        semconv.ML_MODEL_QUALITY_SAMPLES,
+        semconv.ML_MODEL_LABELS,
+    ):
+        assert ["iris", "wine"] == models(name), name
+    del monitors[0]
+    import gc
+
+    gc.collect()
+    assert ["wine"] == models(semconv.ML_MODEL_INFO)  # a discarded monitor stops reporting

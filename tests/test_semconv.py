@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
     MeterProvider,
+    ObservableCounter,
     ObservableGauge,
     ObservableUpDownCounter,
 )
@@ -24,6 +25,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "semantic-conventions.md
 _KINDS = {
     "Counter": Counter,
     "Histogram": Histogram,
+    "ObservableCounter": ObservableCounter,
     "ObservableGauge": ObservableGauge,
     "ObservableUpDownCounter": ObservableUpDownCounter,
 }

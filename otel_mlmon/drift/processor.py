@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 
-from otel_mlmon import semconv
+from otel_mlmon import _observables, semconv
 from otel_mlmon._guard import guarded, report_internal_error, strict, warn_once
 from otel_mlmon.drift import statistics
 from otel_mlmon.drift.reference import (
@@ -284,10 +284,19 @@ class DriftProcessor:
             rejected if rejected is not None else semconv.create_ml_monitor_rejected_inputs(meter)
         )
         self._transitions = semconv.create_ml_drift_transitions(meter)
-        semconv.create_ml_drift_score(meter, [self._observe_scores])
-        semconv.create_ml_drift_threshold(meter, [self._observe_thresholds])
-        semconv.create_ml_drift_detected(meter, [self._observe_detected])
-        semconv.create_ml_drift_window_samples(meter, [self._observe_window_samples])
+        # Shared with every other processor on this meter: the SDK keeps only the first
+        # callback registered under a name.
+        for name, create, callback in (
+            (semconv.ML_DRIFT_SCORE, semconv.create_ml_drift_score,
+             DriftProcessor._observe_scores),
+            (semconv.ML_DRIFT_THRESHOLD, semconv.create_ml_drift_threshold,
+             DriftProcessor._observe_thresholds),
+            (semconv.ML_DRIFT_DETECTED, semconv.create_ml_drift_detected,
+             DriftProcessor._observe_detected),
+            (semconv.ML_DRIFT_WINDOW_SAMPLES, semconv.create_ml_drift_window_samples,
+             DriftProcessor._observe_window_samples),
+        ):  # fmt: skip
+            _observables.observe(meter, name, create, self, callback)
 
     # --- public API ---------------------------------------------------------------------------
 

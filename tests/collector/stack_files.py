@@ -73,7 +73,7 @@ def prometheus_name(spec: semconv.MetricSpec) -> str:
         suffix = "ratio"
     if suffix and not name.endswith(f"_{suffix}"):
         name = f"{name}_{suffix}"
-    if spec.instrument == "Counter":
+    if spec.instrument in ("Counter", "ObservableCounter"):  # monotonic sums
         name += "_total"
     return name
 
