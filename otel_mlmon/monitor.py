@@ -35,8 +35,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from otel_mlmon import _observables, semconv
 from otel_mlmon._guard import report_internal_error, strict
-from otel_mlmon.context import ModelContext
+from otel_mlmon.context import ModelContext, RequestScope
 from otel_mlmon.context import _model as _model_var
+from otel_mlmon.context import _request_scope as _request_scope_var
 from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.quality import QualityWindow
@@ -299,8 +300,24 @@ class Prediction:
                     monitor._drift.append(self._features)
             except Exception as exc:
                 _internal_error("ModelMonitor.predict", exc)
+        scope = _request_scope_var.get()
+        if scope is not None:  # inside an instrumented web request
+            try:
+                self._describe_request(scope)
+            except Exception as exc:
+                _internal_error("ModelMonitor.predict", exc)
         self._start = _perf_counter()
         return self
+
+    def _describe_request(self, scope: RequestScope) -> None:
+        """Put the model and this prediction's ID on the request's server span, so a trace
+        search on server spans finds the requests that used a model."""
+        if scope.monitor is not None and scope.monitor is not self._monitor:
+            return
+        span = scope.span
+        if span.is_recording():
+            span.set_attributes(self._attributes.span)
+            span.set_attribute(semconv.ML_PREDICTION_ID, self.id)
 
     def record(self, prediction: object, confidence: object = None) -> None:
         """Record the model's output: a scalar, or an array/sequence for a batch.

@@ -6,16 +6,14 @@ instrumentation's, never one of ours), the request ID and the monitor filter. It
 ``asyncio.gather`` and the thread pool FastAPI runs sync endpoints in, and never leaks into
 another request.
 
-While at least one app is instrumented, :meth:`ModelMonitor.predict` is wrapped (class level,
-restored when the last app is uninstrumented) so that a prediction made inside a request puts
-``ml.model.name``, ``ml.model.version``, ``ml.model.task`` and ``ml.prediction.id`` on that
-request's server span. The wrap costs one ``ContextVar.get`` per prediction outside requests.
+The scope lives in :mod:`otel_mlmon.context`, where ``ModelMonitor.predict`` finds it: a
+prediction made inside a request puts ``ml.model.name``, ``ml.model.version``, ``ml.model.task``
+and ``ml.prediction.id`` on that request's server span. Nothing of ``ModelMonitor`` is patched.
 """
 
 from __future__ import annotations
 
-import threading
-from contextvars import ContextVar, Token
+from contextvars import Token
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace as trace_api
@@ -23,11 +21,18 @@ from opentelemetry.trace import Span
 
 from otel_mlmon import semconv
 from otel_mlmon._guard import report_internal_error, strict
-from otel_mlmon.context import bind_request_id, reset_request_id
+from otel_mlmon.context import (
+    RequestScope,
+    bind_request_id,
+    bind_request_scope,
+    get_request_scope,
+    reset_request_id,
+    reset_request_scope,
+)
 from otel_mlmon.request_id import resolve_request_id
 
 if TYPE_CHECKING:
-    from otel_mlmon.monitor import ModelMonitor, Prediction
+    from otel_mlmon.monitor import ModelMonitor
 
 #: Marker attribute set on an instrumented app; its value is the app's :class:`AppState`.
 MARKER: Final = "_otel_mlmon_instrumentation"
@@ -43,25 +48,9 @@ class AppState:
         self.undo: list[Any] = []
 
 
-class RequestScope:
-    """The request being handled: its server span, ID and the monitor whose predictions count."""
-
-    __slots__ = ("_tokens", "monitor", "request_id", "span")
-
-    def __init__(self, span: Span, request_id: str, monitor: ModelMonitor | None) -> None:
-        self.span = span
-        self.request_id = request_id
-        self.monitor = monitor
-
-
-_scope: Final[ContextVar[RequestScope | None]] = ContextVar(
-    "otel_mlmon.instrumentation.request", default=None
-)
-
-
 def current_scope() -> RequestScope | None:
     """The :class:`RequestScope` of the request being handled, or ``None``."""
-    return _scope.get()
+    return get_request_scope()
 
 
 def enter(
@@ -75,12 +64,12 @@ def enter(
     if span.is_recording():
         span.set_attribute(semconv.ML_REQUEST_ID, request_id)
     scope = RequestScope(span, request_id, monitor)
-    return scope, _scope.set(scope), bind_request_id(request_id)
+    return scope, bind_request_scope(scope), bind_request_id(request_id)
 
 
 def attach_span(span: Span) -> None:
     """Make ``span`` the server span of the current request and tag it with the request ID."""
-    scope = _scope.get()
+    scope = get_request_scope()
     if scope is not None:
         scope.span = span
         if span.is_recording():
@@ -90,18 +79,7 @@ def attach_span(span: Span) -> None:
 def leave(scope_token: Token[RequestScope | None], id_token: Token[str | None]) -> None:
     """End the ML layer of one request: restore what was bound before :func:`enter`."""
     reset_request_id(id_token)
-    _scope.reset(scope_token)
-
-
-def note_prediction(monitor: ModelMonitor, prediction: Prediction) -> None:
-    """Describe ``prediction`` on the server span of the request it was made in, if any."""
-    scope = _scope.get()
-    if scope is None or (scope.monitor is not None and scope.monitor is not monitor):
-        return
-    span = scope.span
-    if span.is_recording():
-        span.set_attributes(prediction._attributes.span)
-        span.set_attribute(semconv.ML_PREDICTION_ID, prediction.id)
+    reset_request_scope(scope_token)
 
 
 def set_error_type(span: Span, exc: BaseException) -> None:
@@ -118,55 +96,3 @@ def internal_error(site: str, exc: Exception) -> None:
     if strict():
         raise exc
     report_internal_error(site, exc)
-
-
-# --- the predict hook -------------------------------------------------------------------------
-
-_hook_lock = threading.Lock()
-_hook_users = 0
-_original_predict: Any = None
-
-
-def install_predict_hook() -> None:
-    """Wrap ``ModelMonitor.predict`` (reference counted: once per instrumented app)."""
-    global _hook_users, _original_predict
-    from otel_mlmon.monitor import ModelMonitor
-
-    with _hook_lock:
-        _hook_users += 1
-        if _hook_users > 1:
-            return
-        original = ModelMonitor.predict
-        _original_predict = original
-
-        def predict(self: ModelMonitor, features: object = None) -> Prediction:
-            prediction = original(self, features)
-            if _scope.get() is not None:
-                try:
-                    note_prediction(self, prediction)
-                except Exception as exc:
-                    internal_error("instrumentation.predict", exc)
-            return prediction
-
-        predict.__doc__ = original.__doc__
-        predict.__wrapped__ = original  # type: ignore[attr-defined]
-        ModelMonitor.predict = predict  # type: ignore[method-assign]
-
-
-def remove_predict_hook() -> None:
-    """Undo one :func:`install_predict_hook`; the last one restores the original method."""
-    global _hook_users, _original_predict
-    from otel_mlmon.monitor import ModelMonitor
-
-    with _hook_lock:
-        if _hook_users == 0:
-            return
-        _hook_users -= 1
-        if _hook_users == 0 and _original_predict is not None:
-            ModelMonitor.predict = _original_predict  # type: ignore[method-assign]
-            _original_predict = None
-
-
-def predict_hook_installed() -> bool:
-    """Whether ``ModelMonitor.predict`` is currently wrapped."""
-    return _hook_users > 0

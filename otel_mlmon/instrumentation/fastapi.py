@@ -230,7 +230,6 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # layer up even for an app that already served requests.
         app.middleware_stack = None
         setattr(app, _layer.MARKER, state)
-        _layer.install_predict_hook()
         _apps.add(app)
 
     @staticmethod
@@ -254,7 +253,6 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         app.middleware_stack = None
         delattr(app, _layer.MARKER)
         _apps.discard(app)
-        _layer.remove_predict_hook()
 
 
 def instrumented(app: fastapi.FastAPI) -> bool:

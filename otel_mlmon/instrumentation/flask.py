@@ -188,7 +188,6 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         app.teardown_request(_teardown_request)
         state.undo.append(("hooks", None))
         setattr(app, _layer.MARKER, state)
-        _layer.install_predict_hook()
         _apps.add(app)
 
     @staticmethod
@@ -209,7 +208,6 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 FlaskInstrumentor.uninstrument_app(app)  # type: ignore[no-untyped-call]
         delattr(app, _layer.MARKER)
         _apps.discard(app)
-        _layer.remove_predict_hook()
 
 
 def _remove(functions: list[Any] | None, function: Any) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from otel_mlmon import ModelMonitor, semconv
 from otel_mlmon.context import get_request_id
-from otel_mlmon.instrumentation import _layer, instrument_fastapi, uninstrument_fastapi
+from otel_mlmon.instrumentation import instrument_fastapi, uninstrument_fastapi
 from otel_mlmon.instrumentation.fastapi import FastAPIMLInstrumentor, instrumented
 from otel_mlmon.monitor import ModelMonitor as MonitorClass
 from otel_mlmon.testing import InMemoryTelemetry
@@ -241,7 +241,6 @@ def test_uninstrument_leaves_the_app_without_our_layer(
 
     assert "x-request-id" not in response.headers
     assert not instrumented(application)
-    assert not _layer.predict_hook_installed()
     first, second = server_spans(telemetry)
     assert semconv.ML_REQUEST_ID in (first.attributes or {})
     assert semconv.ML_REQUEST_ID not in (second.attributes or {})
@@ -341,17 +340,16 @@ def test_contrib_fastapi_instrumentation_is_detected_and_gives_one_server_span(
     assert any(message in record.message for record in caplog.records)
 
 
-def test_predict_hook_is_removed_with_the_last_app(
+def test_instrumenting_never_patches_model_monitor(
     telemetry: InMemoryTelemetry, monitor: ModelMonitor
 ) -> None:
     original = MonitorClass.predict
     first, second = make_app(telemetry, monitor), make_app(telemetry, monitor)
     instrument_fastapi(first)
     instrument_fastapi(second)
+    assert original is MonitorClass.predict
     uninstrument_fastapi(first)
-    assert _layer.predict_hook_installed()
     uninstrument_fastapi(second)
-
     assert original is MonitorClass.predict
 
 
