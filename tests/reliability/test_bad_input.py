@@ -8,6 +8,7 @@ and nothing exported is negative or NaN; every drift score, threshold and flag i
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -263,6 +264,18 @@ def _known_drift_defect(features: object) -> bool:
     )
 
 
+def _known_prediction_drift_defect(prediction: object) -> bool:
+    """A batch of predictions with sequences for items:
+    test_a_batch_of_ragged_predictions_is_counted_as_not_numeric."""
+    if isinstance(prediction, np.ndarray):
+        values = prediction.reshape(-1).tolist() if prediction.ndim else []
+    elif isinstance(prediction, (list, tuple)):
+        values = list(prediction)
+    else:
+        return False
+    return any(isinstance(value, (list, tuple, np.ndarray)) for value in values)
+
+
 @pytest.mark.parametrize("consumer", range(len(FEATURE_CONSUMERS)))
 @EXAMPLES
 @given(features=anything)
@@ -329,6 +342,7 @@ def test_drift_accounts_for_every_row_and_exports_only_finite_values(
     kind: str, features: Any, prediction: Any
 ) -> None:
     assume(not _known_drift_defect(features))
+    assume(not _known_prediction_drift_defect(prediction))
     monitor, telemetry = _drift_monitor(kind)
     model = monitor.name
     window = monitor._drift._features.window
@@ -475,15 +489,17 @@ def test_a_0d_array_in_a_batch_is_a_rejected_row(
 
 
 @pytest.mark.xfail(
+    importlib.util.find_spec("otel_mlmon._observables") is None,
     strict=True,
     reason="monitor/drift: a second ModelMonitor on one MeterProvider creates its observable "
     "gauges (ml.model.info, load time, quality, ml.drift.*) again under the same name; the SDK "
-    "keeps the first instrument and the second monitor's callbacks never run",
+    "keeps the first instrument and the second monitor's callbacks never run (fixed on main by "
+    "otel_mlmon._observables, b6bdc45: the test then runs as a plain test)",
 )
-def test_two_monitors_on_one_meter_provider_both_report_their_gauges(
-    telemetry: InMemoryTelemetry,
-) -> None:
+def test_two_monitors_on_one_meter_provider_both_report_their_gauges() -> None:
+    telemetry = InMemoryTelemetry()  # of its own: the module's has the fuzz monitors on it
     reference = np.random.default_rng(1).normal(size=(100, 2))
+    monitors = []  # alive to the end: a collected monitor stops reporting, by design
     for name in ("first", "second"):
         monitor = ModelMonitor(
             name,
@@ -494,8 +510,30 @@ def test_two_monitors_on_one_meter_provider_both_report_their_gauges(
         )
         with monitor.predict(features=reference[:10]) as p:
             p.record([1] * 10)
+        monitors.append(monitor)
     for gauge in (semconv.ML_MODEL_INFO, semconv.ML_DRIFT_WINDOW_SAMPLES, semconv.ML_DRIFT_SCORE):
         models = {
             point.attributes[semconv.ML_MODEL_NAME] for point in telemetry.metric_points(gauge)
         }
         assert {"first", "second"} == models, gauge
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="drift: DriftProcessor.append_predictions builds np.array(values, dtype=object) from "
+    "a batch whose items are sequences; numpy raises on ragged ones (ValueError, an internal "
+    "error) instead of the values being counted as drift_not_numeric",
+)
+def test_a_batch_of_ragged_predictions_is_counted_as_not_numeric(
+    telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_MLMON_STRICT", "false")  # production mode, as for the 0-d case
+    monitor = ModelMonitor(
+        "ragged",
+        task="regression",
+        reference_predictions=np.random.default_rng(1).normal(size=50),
+        **telemetry.providers,
+    )
+    with monitor.predict() as p:
+        p.record([np.zeros(2), np.zeros((2, 2))])  # numpy cannot make one object array of these
+    assert 2 == _rejected_for(telemetry, "ragged", semconv.REJECT_DRIFT_NOT_NUMERIC)
