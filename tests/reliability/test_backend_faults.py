@@ -1,14 +1,23 @@
 """An OTLP backend that refuses connections, black-holes them, answers 503 or answers slowly:
 predictions keep succeeding, queues stay bounded and every span is accounted for (exported,
 dropped or failed, by the SDK's own otel.sdk.* counters), warnings are rate-limited, and export
-resumes when the backend comes back, without a restart."""
+resumes when the backend comes back, without a restart. At request level, the FastAPI example
+service keeps answering every request, none of them waiting for an export, and its shutdown
+returns at its bound."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 from _otlp import BlackHole, OtlpHttpServer, sum_points
@@ -19,6 +28,9 @@ from otel_mlmon import ModelMonitor, Telemetry
 
 DOWN_PREDICTIONS = 600
 UP_PREDICTIONS = 40
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+#: Shutdown bound of the request-level test (the default, 5 s, would make a slow suite).
+SHUTDOWN_BOUND_MS = 1_000
 
 
 class Backend:
@@ -175,3 +187,110 @@ def _providers(telemetry: Telemetry) -> dict[str, object]:
         "tracer_provider": telemetry.tracer_provider,
         "meter_provider": telemetry.meter_provider,
     }
+
+
+# --- request level: the FastAPI example app over raw ASGI -----------------------------------
+
+REQUESTS = 120
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _load_example(name: str) -> ModuleType:
+    """``examples/<name>.py`` as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"reliability_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fastapi_example() -> ModuleType:
+    return _load_example("fastapi_app")
+
+
+@pytest.fixture(scope="module")
+def iris(fastapi_example: ModuleType) -> Any:
+    return fastapi_example.IrisModel()  # trained once for the module
+
+
+async def asgi_post(app: Any, path: str, payload: object) -> tuple[int, dict[str, Any]]:
+    """One POST straight into the ASGI app (no socket): status and decoded JSON body."""
+    body = json.dumps(payload).encode()
+    sent: list[dict[str, Any]] = []
+    chunks = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(content)
+
+
+async def _serve(app: Any, count: int) -> tuple[list[int], float]:
+    """``count`` predictions, each followed by its feedback: the statuses and the slowest
+    request (s)."""
+    statuses: list[int] = []
+    slowest = 0.0
+    for i in range(count):
+        start = time.perf_counter()
+        status, body = await asgi_post(app, "/predict", {"features": ROW})
+        statuses.append(status)
+        if status == 200:
+            feedback = {"prediction_id": body["prediction_id"], "label": i % 3}
+            statuses.append((await asgi_post(app, "/feedback", feedback))[0])
+        slowest = max(slowest, time.perf_counter() - start)
+    return statuses, slowest
+
+
+@pytest.mark.parametrize("fault", ["refusing", "black_hole", "503"])
+def test_the_example_service_keeps_answering_while_the_backend_is_down(
+    fault: str, fault_env: pytest.MonkeyPatch, fastapi_example: ModuleType, iris: Any
+) -> None:
+    backend = Backend(fault)
+    try:
+        telemetry = otel_mlmon.configure(
+            service_name="iris-faults",
+            otlp_endpoint=backend.endpoint,
+            set_global=False,
+            logs=False,  # configure_logging() is process-wide; the logger provider is enough
+            prometheus=False,
+            gpu_metrics=False,
+            process_metrics=False,
+            handle_sigterm=False,
+            shutdown_timeout_millis=SHUTDOWN_BOUND_MS,
+        )
+        app = fastapi_example.create_app(
+            model=iris,
+            telemetry={
+                "tracer_provider": telemetry.tracer_provider,
+                "meter_provider": telemetry.meter_provider,
+                "logger_provider": telemetry.logger_provider,
+            },
+        )
+        statuses, slowest = asyncio.run(_serve(app, REQUESTS))
+        time.sleep(EXPORT_TIMEOUT_S)  # exports fail meanwhile
+        more, slower = asyncio.run(_serve(app, REQUESTS // 4))
+        start = time.monotonic()
+        telemetry.shutdown()
+        shutdown_s = time.monotonic() - start
+    finally:
+        backend.close()
+    # Every request answered as if the backend were healthy, none waiting for an export.
+    assert {200: REQUESTS + REQUESTS // 4, 202: REQUESTS + REQUESTS // 4} == dict(
+        Counter(statuses + more)
+    )
+    assert max(slowest, slower) < EXPORT_TIMEOUT_S / 2
+    assert shutdown_s < SHUTDOWN_BOUND_MS / 1000 + 1.0

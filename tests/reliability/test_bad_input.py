@@ -1,26 +1,26 @@
 """Fuzzed bad input (hypothesis): random shapes, dtypes, NaN, inf, None, huge and empty arrays,
 strings, bytes and nested objects thrown at predict(features=...), record(...) and
-record_label(...). Nothing raises into the caller (and under OTEL_MLMON_STRICT=true, the suite's
-default, no internal error happens either), every input is accounted for: used, or counted as
-rejected by reason, every label counted once by outcome, and nothing exported is negative or NaN.
-
-The drift processor is not on this branch yet: when it lands, add it to FEATURE_CONSUMERS
-(a monitor with drift configured) and the same properties cover it.
+record_label(...), with and without the drift processor. Nothing raises into the caller (and
+under OTEL_MLMON_STRICT=true, the suite's default, no internal error happens either), every input
+is accounted for: used, or counted as rejected by reason, every label counted once by outcome,
+and nothing exported is negative or NaN; every drift score, threshold and flag is finite.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from otel_mlmon import ModelMonitor, semconv
+from otel_mlmon.drift import DriftConfig
 from otel_mlmon.testing import InMemoryTelemetry
 
 EXAMPLES = settings(
@@ -103,6 +103,12 @@ def _is_batch(value: object) -> bool:
     return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0)
 
 
+def _no_class(prediction: object) -> bool:
+    """What a classifier's monitor rejects as no class: None, NaN and infinities."""
+    value = prediction.item() if isinstance(prediction, np.generic) else prediction
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _rows(value: object) -> int:
     return len(value) if _is_batch(value) else 1  # type: ignore[arg-type]
 
@@ -125,8 +131,65 @@ def _monitor(telemetry: InMemoryTelemetry, task: str) -> ModelMonitor:
     return _monitors[key]
 
 
-FEATURE_CONSUMERS: list[Callable[[InMemoryTelemetry], ModelMonitor]] = [
-    lambda t: _monitor(t, "classification"),
+#: The drift monitors' features: three numeric, one categorical in the "mixed" monitor.
+DRIFT_NAMES = ("x0", "x1", "x2", "color")
+#: Rows the drift window holds: more than the whole module appends, so that nothing written is
+#: overwritten and the window's content is everything the fuzz got through (checked).
+DRIFT_WINDOW = 20_000
+DRIFT_MIN_SAMPLES = 5
+DRIFT_REASONS = (
+    semconv.REJECT_DRIFT_MISSING_VALUE,
+    semconv.REJECT_DRIFT_NOT_NUMERIC,
+    semconv.REJECT_DRIFT_WRONG_WIDTH,
+    semconv.REJECT_DRIFT_INVALID_ROW,
+)
+
+
+#: One telemetry per drift monitor: a second monitor's observable gauges on one MeterProvider
+#: are not reported (see test_two_monitors_on_one_meter_provider_both_report_their_gauges).
+_drift_telemetry: dict[str, InMemoryTelemetry] = {}
+
+
+def _drift_monitor(kind: str) -> tuple[ModelMonitor, InMemoryTelemetry]:
+    """A monitor with feature and prediction drift, its window seeded with reference rows so
+    that every collection computes every score: ``numeric`` (a regression model, numeric
+    features as an array) or ``mixed`` (a classifier, rows as mappings with a categorical
+    feature)."""
+    if kind not in _drift_telemetry:
+        telemetry = _drift_telemetry[kind] = InMemoryTelemetry()
+        rng = np.random.default_rng(20261128)
+        numbers = rng.normal(size=(200, 4))
+        reference: object
+        if kind == "numeric":
+            reference, task, predictions = numbers, "regression", rng.normal(size=200)
+        else:
+            colors = rng.choice(["red", "green", "blue"], size=200)
+            reference = [
+                {"x0": a, "x1": b, "x2": c, "color": color}
+                for (a, b, c, _), color in zip(numbers.tolist(), colors.tolist(), strict=True)
+            ]
+            task, predictions = "classification", rng.choice(["a", "b"], size=200)
+        monitor = ModelMonitor(
+            f"fuzz-drift-{kind}",
+            task=task,  # type: ignore[arg-type]
+            feature_names=DRIFT_NAMES,
+            reference=reference,
+            reference_predictions=predictions,
+            drift=DriftConfig(window=DRIFT_WINDOW, min_samples=DRIFT_MIN_SAMPLES),
+            **telemetry.providers,  # type: ignore[arg-type]
+        )
+        seed = reference[:DRIFT_MIN_SAMPLES]  # type: ignore[index]
+        with monitor.predict(features=seed) as p:
+            p.record(predictions[:DRIFT_MIN_SAMPLES].tolist())
+        _monitors[(id(telemetry), kind)] = monitor
+    telemetry = _drift_telemetry[kind]
+    return _monitors[(id(telemetry), kind)], telemetry
+
+
+FEATURE_CONSUMERS: list[Callable[[InMemoryTelemetry], tuple[ModelMonitor, InMemoryTelemetry]]] = [
+    lambda t: (_monitor(t, "classification"), t),
+    lambda t: _drift_monitor("numeric"),
+    lambda t: _drift_monitor("mixed"),
 ]
 
 
@@ -198,19 +261,121 @@ def test_record_label_counts_every_label_once_by_outcome(
     _assert_nothing_negative_or_nan(telemetry)
 
 
+def _known_drift_defect(features: object) -> bool:
+    """Inputs of the open drift defects, each shown by its own strict xfail below; the fuzz
+    leaves them out so that it keeps looking for others. Remove a case with its fix."""
+    # A 0-d array as an item of a batch: test_a_0d_array_in_a_batch_is_a_rejected_row.
+    return isinstance(features, (list, tuple)) and any(
+        isinstance(item, np.ndarray) and item.ndim == 0 for item in features
+    )
+
+
+def _known_prediction_drift_defect(prediction: object) -> bool:
+    """A batch of predictions with sequences for items:
+    test_a_batch_of_ragged_predictions_is_counted_as_not_numeric."""
+    if isinstance(prediction, np.ndarray):
+        values = prediction.reshape(-1).tolist() if prediction.ndim else []
+    elif isinstance(prediction, (list, tuple)):
+        values = list(prediction)
+    else:
+        return False
+    return any(isinstance(value, (list, tuple, np.ndarray)) for value in values)
+
+
 @pytest.mark.parametrize("consumer", range(len(FEATURE_CONSUMERS)))
 @EXAMPLES
 @given(features=anything)
 def test_features_of_any_shape_never_raise(
     telemetry: InMemoryTelemetry, consumer: int, features: Any
 ) -> None:
-    monitor = FEATURE_CONSUMERS[consumer](telemetry)
+    monitor, telemetry = FEATURE_CONSUMERS[consumer](telemetry)
+    assume(monitor._drift is None or not _known_drift_defect(features))
     before = _snapshot(telemetry)
     with monitor.predict(features=features) as p:
         p.record("a", 0.5)
     after = _snapshot(telemetry)
     assert 1 == after["predictions"] - before["predictions"]
     _assert_nothing_negative_or_nan(telemetry)
+
+
+def _drift_points(telemetry: InMemoryTelemetry, model: str) -> dict[str, list[Any]]:
+    """Every ml.drift.* data point of ``model``, by metric name (one collection)."""
+    return {
+        name: [
+            point
+            for point in metric.data.data_points
+            if point.attributes.get(semconv.ML_MODEL_NAME) == model
+        ]
+        for name, metric in telemetry.metrics().items()
+        if name.startswith("ml.drift.")
+    }
+
+
+def _drift_rejections(telemetry: InMemoryTelemetry, model: str) -> dict[str, float]:
+    metrics = telemetry.metrics()
+    return {
+        reason: _sum(
+            metrics,
+            semconv.ML_MONITOR_REJECTED_INPUTS,
+            **{semconv.ML_MODEL_NAME: model, semconv.ML_REJECTION_REASON: reason},
+        )
+        for reason in DRIFT_REASONS
+    }
+
+
+def _non_finite_in_windows(monitor: ModelMonitor) -> int:
+    """Values stored as missing (NaN, +-inf) in the feature and prediction windows."""
+    drift = monitor._drift
+    count = 0
+    for stream in (drift._features, drift._predictions):
+        rows, _ = stream.window.snapshot()
+        assert len(rows) < DRIFT_WINDOW, "the window wrapped: make DRIFT_WINDOW larger"
+        count += int(np.count_nonzero(~np.isfinite(rows)))
+    return count
+
+
+def _empty_batch(features: object) -> bool:
+    """A batch of no rows: nothing to append and nothing to reject."""
+    if isinstance(features, (list, tuple)):
+        return len(features) == 0
+    return isinstance(features, np.ndarray) and features.ndim == 2 and features.shape[0] == 0
+
+
+@pytest.mark.parametrize("kind", ["numeric", "mixed"])
+@EXAMPLES
+@given(features=anything, prediction=anything)
+def test_drift_accounts_for_every_row_and_exports_only_finite_values(
+    kind: str, features: Any, prediction: Any
+) -> None:
+    assume(not _known_drift_defect(features))
+    assume(not _known_prediction_drift_defect(prediction))
+    monitor, telemetry = _drift_monitor(kind)
+    model = monitor.name
+    window = monitor._drift._features.window
+    rows_before = len(window)
+    before = _drift_rejections(telemetry, model)
+    with monitor.predict(features=features) as p:
+        p.record(prediction)
+    points = _drift_points(telemetry, model)  # a collection: missing values are counted now
+    after = _drift_rejections(telemetry, model)
+    delta = {reason: after[reason] - before[reason] for reason in DRIFT_REASONS}
+
+    # Each call either reached the window or was counted as a rejected row, by reason.
+    appended = len(window) - rows_before
+    rejected_rows = (
+        delta[semconv.REJECT_DRIFT_WRONG_WIDTH] + delta[semconv.REJECT_DRIFT_INVALID_ROW]
+    )
+    assert appended + rejected_rows >= (0 if features is None or _empty_batch(features) else 1)
+    # Every value stored as missing was counted once, as missing or as not a number.
+    counted = after[semconv.REJECT_DRIFT_MISSING_VALUE] + after[semconv.REJECT_DRIFT_NOT_NUMERIC]
+    assert _non_finite_in_windows(monitor) == counted
+    # Scores of every feature and of the predictions are exported, and all are finite.
+    scored = {p.attributes[semconv.ML_FEATURE_NAME] for p in points[semconv.ML_DRIFT_SCORE]}
+    assert {*DRIFT_NAMES, semconv.PREDICTION_FEATURE} == scored
+    for name, found in points.items():
+        for point in found:
+            assert math.isfinite(point.value), (name, dict(point.attributes), point.value)
+            assert point.value >= 0, (name, dict(point.attributes), point.value)
 
 
 def test_huge_and_empty_batches_are_counted_exactly(telemetry: InMemoryTelemetry) -> None:
@@ -308,3 +473,73 @@ def _rejected_for(telemetry: InMemoryTelemetry, model: str, reason: str) -> floa
         semconv.ML_MONITOR_REJECTED_INPUTS,
         **{semconv.ML_MODEL_NAME: model, semconv.ML_REJECTION_REASON: reason},
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="drift: DriftProcessor._rows takes a 0-d array item of a batch for a row and calls "
+    "len() on its scalar (TypeError, an internal error instead of a drift_invalid_row count)",
+)
+def test_a_0d_array_in_a_batch_is_a_rejected_row(
+    telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Production mode: the internal error is swallowed (under strict mode it escapes from
+    # Prediction.__enter__ and leaves the model context bound), and the row goes uncounted.
+    monkeypatch.setenv("OTEL_MLMON_STRICT", "false")
+    monitor = ModelMonitor(
+        "zero-d", feature_names=["a", "b"], reference=np.zeros((10, 2)), **telemetry.providers
+    )
+    with monitor.predict(features=([1.0, 2.0], np.array(3.0))) as p:
+        p.record("x")
+    assert 1 == _rejected_for(telemetry, "zero-d", semconv.REJECT_DRIFT_INVALID_ROW)
+
+
+@pytest.mark.xfail(
+    importlib.util.find_spec("otel_mlmon._observables") is None,
+    strict=True,
+    reason="monitor/drift: a second ModelMonitor on one MeterProvider creates its observable "
+    "gauges (ml.model.info, load time, quality, ml.drift.*) again under the same name; the SDK "
+    "keeps the first instrument and the second monitor's callbacks never run (fixed on main by "
+    "otel_mlmon._observables, b6bdc45: the test then runs as a plain test)",
+)
+def test_two_monitors_on_one_meter_provider_both_report_their_gauges() -> None:
+    telemetry = InMemoryTelemetry()  # of its own: the module's has the fuzz monitors on it
+    reference = np.random.default_rng(1).normal(size=(100, 2))
+    monitors = []  # alive to the end: a collected monitor stops reporting, by design
+    for name in ("first", "second"):
+        monitor = ModelMonitor(
+            name,
+            feature_names=["a", "b"],
+            reference=reference,
+            drift=DriftConfig(window=100, min_samples=5),
+            **telemetry.providers,
+        )
+        with monitor.predict(features=reference[:10]) as p:
+            p.record([1] * 10)
+        monitors.append(monitor)
+    for gauge in (semconv.ML_MODEL_INFO, semconv.ML_DRIFT_WINDOW_SAMPLES, semconv.ML_DRIFT_SCORE):
+        models = {
+            point.attributes[semconv.ML_MODEL_NAME] for point in telemetry.metric_points(gauge)
+        }
+        assert {"first", "second"} == models, gauge
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="drift: DriftProcessor.append_predictions builds np.array(values, dtype=object) from "
+    "a batch whose items are sequences; numpy raises on ragged ones (ValueError, an internal "
+    "error) instead of the values being counted as drift_not_numeric",
+)
+def test_a_batch_of_ragged_predictions_is_counted_as_not_numeric(
+    telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_MLMON_STRICT", "false")  # production mode, as for the 0-d case
+    monitor = ModelMonitor(
+        "ragged",
+        task="regression",
+        reference_predictions=np.random.default_rng(1).normal(size=50),
+        **telemetry.providers,
+    )
+    with monitor.predict() as p:
+        p.record([np.zeros(2), np.zeros((2, 2))])  # numpy cannot make one object array of these
+    assert 2 == _rejected_for(telemetry, "ragged", semconv.REJECT_DRIFT_NOT_NUMERIC)

@@ -309,3 +309,71 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _latest_gauges(receiver: OtlpReceiver, name: str) -> dict[str, dict[tuple[str, ...], float]]:
+    """Gauge ``name`` per service.instance.id: the latest value of each (feature, method)."""
+    found: dict[str, dict[tuple[str, ...], float]] = defaultdict(dict)
+    for request in receiver.requests["/v1/metrics"]:
+        iid = str(OtlpReceiver.resource_attributes(request)["service.instance.id"])
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name != name:
+                        continue
+                    for point in metric.gauge.data_points:
+                        attributes = {kv.key: kv.value.string_value for kv in point.attributes}
+                        key = (
+                            attributes.get("ml.feature.name", ""),
+                            attributes.get("ml.drift.method", ""),
+                        )
+                        value = point.as_int if point.HasField("as_int") else point.as_double
+                        found[iid][key] = value
+    return found
+
+
+def test_drift_windows_are_per_process(configured: Telemetry, otlp_http: OtlpHttpServer) -> None:
+    import numpy as np
+
+    from otel_mlmon.drift import DriftConfig
+
+    reference = np.random.default_rng(7).normal(size=(400, 3))
+    monitor = ModelMonitor(
+        "drifting",
+        feature_names=["a", "b", "c"],
+        reference=reference,
+        drift=DriftConfig(window=400, min_samples=50),
+        tracer_provider=configured.tracer_provider,
+        meter_provider=configured.meter_provider,
+    )
+    parent_id = str(configured.tracer_provider.resource.attributes["service.instance.id"])  # type: ignore[attr-defined]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            os.close(write_end)
+            os.read(read_end, 1)  # the parent has appended its rows by now
+            # The child's traffic has drifted: the same rows shifted by 5 standard deviations.
+            for row in reference[:120] + 5.0:
+                with monitor.predict(features=row) as p:
+                    p.record("x")
+            code = 0 if configured.shutdown(timeout_millis=5_000) else 2
+        finally:
+            os._exit(code)
+    os.close(read_end)
+    with monitor.predict(features=reference) as p:  # the parent's traffic is the reference
+        p.record(["x"] * len(reference))
+    os.write(write_end, b"go")
+    os.close(write_end)
+    assert [0] == _wait_all([pid])
+    assert 400 == monitor._drift.window_samples()  # nothing of the child's 120 rows
+    assert configured.force_flush()
+
+    samples = _latest_gauges(otlp_http.receiver, "ml.drift.window.samples")
+    detected = _latest_gauges(otlp_http.receiver, "ml.drift.detected")
+    (child_id,) = set(samples) - {parent_id}
+    assert {parent_id: 400, child_id: 120} == {iid: s[("", "")] for iid, s in samples.items()}
+    # Each process scored its own window: only the child's shifted traffic is in drift.
+    assert {0} == set(detected[parent_id].values())
+    assert {1} == set(detected[child_id].values())

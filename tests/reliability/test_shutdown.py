@@ -275,3 +275,70 @@ def test_shutdown_still_flushes_where_no_thread_can_start(
         patch.setattr(threading.Thread, "start", refuse)
         assert telemetry.shutdown()
     assert 1 == len(otlp_http.receiver.spans())
+
+
+# --- the examples' apps under uvicorn and gunicorn ------------------------------------------
+
+EXAMPLE_ROW = [5.1, 3.5, 1.4, 0.2]
+EXAMPLE_REQUESTS = 3
+
+
+def _example_command(server: str, port: int) -> list[str]:
+    """The documented command of each example service (docs/instrumentation.md)."""
+    if server == "uvicorn":
+        return [sys.executable, str(ROOT / "examples" / "fastapi_app.py"), "--port", str(port)]
+    return [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+            "--chdir", str(ROOT / "examples"), "flask_app:create_app()"]  # fmt: skip
+
+
+def _serve_and_sigterm(server: str, endpoint: str) -> tuple[int, float, str]:
+    """Start an example service exporting to ``endpoint``, make EXAMPLE_REQUESTS
+    predictions, SIGTERM it; return its exit code, the seconds SIGTERM took, and stderr."""
+    import httpx
+
+    port = _free_port()
+    process = subprocess.Popen(
+        _example_command(server, port),
+        env=_child_env(endpoint),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_serving(port, timeout=60)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(EXAMPLE_REQUESTS):
+                response = client.post("/predict", json={"features": EXAMPLE_ROW})
+                assert 200 == response.status_code, response.text
+        start = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=sdk.SHUTDOWN_TIMEOUT_MILLIS / 1000 + 3 * SLACK_S)
+        return process.returncode, time.monotonic() - start, stderr
+    finally:
+        process.kill()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_the_example_services_flush_on_sigterm(server: str, otlp_http: OtlpHttpServer) -> None:
+    code, elapsed, stderr = _serve_and_sigterm(server, otlp_http.endpoint)
+    # uvicorn re-raises SIGTERM once it has shut down (configure()'s handler flushes first);
+    # gunicorn's master exits normally once its workers have.
+    assert (-signal.SIGTERM if server == "uvicorn" else 0) == code, stderr
+    assert elapsed < sdk.SHUTDOWN_TIMEOUT_MILLIS / 1000 + SLACK_S
+    receiver = otlp_http.receiver
+    names = [span.name for span in receiver.spans()]
+    assert EXAMPLE_REQUESTS == names.count("predict iris"), names
+    assert EXAMPLE_REQUESTS == names.count("POST /predict"), names
+    predictions = sum_points(receiver.requests["/v1/metrics"], "ml.model.predictions")
+    assert EXAMPLE_REQUESTS == sum(value for _, value in predictions)
+    bodies = [record.body.string_value for record in receiver.log_records()]
+    assert "model_loaded" in bodies  # the example's start-up event, a log record
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_the_example_services_exit_at_the_bound_when_the_backend_never_answers(
+    server: str, black_hole: BlackHole
+) -> None:
+    code, elapsed, stderr = _serve_and_sigterm(server, black_hole.endpoint)
+    assert (-signal.SIGTERM if server == "uvicorn" else 0) == code, stderr
+    assert elapsed < sdk.SHUTDOWN_TIMEOUT_MILLIS / 1000 + SLACK_S
