@@ -299,6 +299,8 @@ class Prediction:
                 if self._features is not None and monitor._drift is not None:
                     monitor._drift.append(self._features)
             except Exception as exc:
+                if strict():  # the caller's with-block never runs: unbind what we bound
+                    _reset_model(self._model_token)
                 _internal_error("ModelMonitor.predict", exc)
         scope = _request_scope_var.get()
         if scope is not None:  # inside an instrumented web request

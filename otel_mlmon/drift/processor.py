@@ -428,7 +428,9 @@ class DriftProcessor:
             if encoder is not None:
                 column = np.array([encoder.code(v) for v in values], np.float64)
             else:
-                column, bad = numeric_column(np.array(values, dtype=object))
+                # fromiter keeps each value one object: np.array would try to stack
+                # sequence-valued predictions and raise on ragged ones.
+                column, bad = numeric_column(np.fromiter(values, dtype=object, count=len(values)))
                 if bad:
                     self._reject(semconv.REJECT_DRIFT_NOT_NUMERIC, bad)
                     stream.not_numeric_pending += bad
@@ -540,7 +542,11 @@ class DriftProcessor:
         items = list(features)
         if not items:
             return []
-        nested = [isinstance(x, (Mapping, list, tuple, np.ndarray)) for x in items]
+        # A 0-d array is a scalar value, not a row.
+        nested = [
+            isinstance(x, (Mapping, list, tuple)) or (isinstance(x, np.ndarray) and x.ndim >= 1)
+            for x in items
+        ]
         if all(nested):
             return [x.tolist() if isinstance(x, np.ndarray) else x for x in items]
         if any(nested):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
 
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Span
@@ -33,6 +34,9 @@ from otel_mlmon.request_id import resolve_request_id
 
 if TYPE_CHECKING:
     from otel_mlmon.monitor import ModelMonitor
+
+#: OTel ``url.query``.
+URL_QUERY: Final = "url.query"
 
 #: Marker attribute set on an instrumented app; its value is the app's :class:`AppState`.
 MARKER: Final = "_otel_mlmon_instrumentation"
@@ -80,6 +84,20 @@ def leave(scope_token: Token[RequestScope | None], id_token: Token[str | None]) 
     """End the ML layer of one request: restore what was bound before :func:`enter`."""
     reset_request_id(id_token)
     reset_request_scope(scope_token)
+
+
+def redact_query(span: Span, query: bytes | str) -> None:
+    """Replace ``url.query`` on the server span by its keys with ``REDACTED`` values.
+
+    Query strings carry model inputs (``GET /predict?age=...``) and tokens, and a trace backend
+    is no place for either; the frameworks redact only a few known credential keys. Keys stay,
+    so a trace still shows which parameters a request had.
+    """
+    if not query or not span.is_recording():
+        return
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    pairs = parse_qsl(text, keep_blank_values=True)
+    span.set_attribute(URL_QUERY, "&".join(f"{key}=REDACTED" for key, _ in pairs))
 
 
 def set_error_type(span: Span, exc: BaseException) -> None:

@@ -78,6 +78,7 @@ class MLRequestMiddleware:
                     break
             request, scope_token, id_token = _layer.enter(incoming, self.monitor)
             header = (_HEADER, request.request_id.encode("ascii"))
+            _layer.redact_query(request.span, scope.get("query_string", b""))
         except Exception as exc:
             _layer.internal_error("FastAPI request layer", exc)
             await self.app(scope, receive, send)

@@ -100,7 +100,9 @@ def _wrap_wsgi(
 
 def _before_request() -> None:
     try:
-        _layer.attach_span(trace_api.get_current_span())
+        span = trace_api.get_current_span()
+        _layer.attach_span(span)
+        _layer.redact_query(span, flask.request.query_string)
     except Exception as exc:
         _layer.internal_error("Flask before_request", exc)
 

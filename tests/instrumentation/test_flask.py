@@ -91,6 +91,16 @@ def test_predict_span_is_the_only_child_of_one_server_span(
     assert attributes[semconv.ML_PREDICTION_ID] == response.json["id"]
 
 
+def test_query_string_values_are_redacted_on_the_server_span(
+    telemetry: InMemoryTelemetry, client: FlaskClient
+) -> None:
+    client.post("/predict?email=someone%40example.com&debug", json={"x": 2})
+
+    (server,) = server_spans(telemetry)
+    assert "email=REDACTED&debug=REDACTED" == (server.attributes or {})["url.query"]
+    assert "example.com" not in repr(dict(server.attributes or {}))
+
+
 def test_stable_http_duration_metric_and_ml_metrics_are_recorded(
     telemetry: InMemoryTelemetry, client: FlaskClient
 ) -> None:

@@ -8,14 +8,13 @@ and nothing exported is negative or NaN; every drift score, threshold and flag i
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -261,27 +260,6 @@ def test_record_label_counts_every_label_once_by_outcome(
     _assert_nothing_negative_or_nan(telemetry)
 
 
-def _known_drift_defect(features: object) -> bool:
-    """Inputs of the open drift defects, each shown by its own strict xfail below; the fuzz
-    leaves them out so that it keeps looking for others. Remove a case with its fix."""
-    # A 0-d array as an item of a batch: test_a_0d_array_in_a_batch_is_a_rejected_row.
-    return isinstance(features, (list, tuple)) and any(
-        isinstance(item, np.ndarray) and item.ndim == 0 for item in features
-    )
-
-
-def _known_prediction_drift_defect(prediction: object) -> bool:
-    """A batch of predictions with sequences for items:
-    test_a_batch_of_ragged_predictions_is_counted_as_not_numeric."""
-    if isinstance(prediction, np.ndarray):
-        values = prediction.reshape(-1).tolist() if prediction.ndim else []
-    elif isinstance(prediction, (list, tuple)):
-        values = list(prediction)
-    else:
-        return False
-    return any(isinstance(value, (list, tuple, np.ndarray)) for value in values)
-
-
 @pytest.mark.parametrize("consumer", range(len(FEATURE_CONSUMERS)))
 @EXAMPLES
 @given(features=anything)
@@ -289,7 +267,6 @@ def test_features_of_any_shape_never_raise(
     telemetry: InMemoryTelemetry, consumer: int, features: Any
 ) -> None:
     monitor, telemetry = FEATURE_CONSUMERS[consumer](telemetry)
-    assume(monitor._drift is None or not _known_drift_defect(features))
     before = _snapshot(telemetry)
     with monitor.predict(features=features) as p:
         p.record("a", 0.5)
@@ -347,8 +324,6 @@ def _empty_batch(features: object) -> bool:
 def test_drift_accounts_for_every_row_and_exports_only_finite_values(
     kind: str, features: Any, prediction: Any
 ) -> None:
-    assume(not _known_drift_defect(features))
-    assume(not _known_prediction_drift_defect(prediction))
     monitor, telemetry = _drift_monitor(kind)
     model = monitor.name
     window = monitor._drift._features.window
@@ -475,17 +450,10 @@ def _rejected_for(telemetry: InMemoryTelemetry, model: str, reason: str) -> floa
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drift: DriftProcessor._rows takes a 0-d array item of a batch for a row and calls "
-    "len() on its scalar (TypeError, an internal error instead of a drift_invalid_row count)",
-)
 def test_a_0d_array_in_a_batch_is_a_rejected_row(
     telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Production mode: the internal error is swallowed (under strict mode it escapes from
-    # Prediction.__enter__ and leaves the model context bound), and the row goes uncounted.
-    monkeypatch.setenv("OTEL_MLMON_STRICT", "false")
+    monkeypatch.setenv("OTEL_MLMON_STRICT", "false")  # production mode: nothing may escape
     monitor = ModelMonitor(
         "zero-d", feature_names=["a", "b"], reference=np.zeros((10, 2)), **telemetry.providers
     )
@@ -494,14 +462,6 @@ def test_a_0d_array_in_a_batch_is_a_rejected_row(
     assert 1 == _rejected_for(telemetry, "zero-d", semconv.REJECT_DRIFT_INVALID_ROW)
 
 
-@pytest.mark.xfail(
-    importlib.util.find_spec("otel_mlmon._observables") is None,
-    strict=True,
-    reason="monitor/drift: a second ModelMonitor on one MeterProvider creates its observable "
-    "gauges (ml.model.info, load time, quality, ml.drift.*) again under the same name; the SDK "
-    "keeps the first instrument and the second monitor's callbacks never run (fixed on main by "
-    "otel_mlmon._observables, b6bdc45: the test then runs as a plain test)",
-)
 def test_two_monitors_on_one_meter_provider_both_report_their_gauges() -> None:
     telemetry = InMemoryTelemetry()  # of its own: the module's has the fuzz monitors on it
     reference = np.random.default_rng(1).normal(size=(100, 2))
@@ -524,12 +484,6 @@ def test_two_monitors_on_one_meter_provider_both_report_their_gauges() -> None:
         assert {"first", "second"} == models, gauge
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drift: DriftProcessor.append_predictions builds np.array(values, dtype=object) from "
-    "a batch whose items are sequences; numpy raises on ragged ones (ValueError, an internal "
-    "error) instead of the values being counted as drift_not_numeric",
-)
 def test_a_batch_of_ragged_predictions_is_counted_as_not_numeric(
     telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -298,11 +298,6 @@ def test_sentinels_in_the_body_and_headers_leave_no_trace_through_fastapi(
     assert HEADER_SENTINEL not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="instrumentation: FastAPI's native server span records the raw query string as "
-    "url.query; otel-mlmon's layer does not scrub its values",
-)
 def test_a_sentinel_in_the_query_string_leaves_no_trace_through_fastapi(
     telemetry: InMemoryTelemetry, logging_on: io.StringIO
 ) -> None:
