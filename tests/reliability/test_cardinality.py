@@ -16,10 +16,10 @@ from otel_mlmon.instrumentation import instrument_fastapi, uninstrument_fastapi
 from otel_mlmon.testing import InMemoryTelemetry
 
 DISTINCT = 100_000
-#: Requests of the HTTP case: 20,000 (20 times past the point after which no series may
-#: appear) keeps it at about 4 s; 100,000 take about 25 s on the 2-core VM and pass too:
-#: OTEL_MLMON_HTTP_DISTINCT=100000 .venv/bin/python -m pytest tests/reliability -k paths
-HTTP_DISTINCT = int(os.environ.get("OTEL_MLMON_HTTP_DISTINCT", "20000"))
+#: Requests of the HTTP case: 100,000 distinct values, as issue 7 asks (about 25 s on the
+#: 2-core VM); OTEL_MLMON_HTTP_DISTINCT=20000 (100 times past the point after which no series
+#: may appear, about 4 s) for a quicker local run.
+HTTP_DISTINCT = int(os.environ.get("OTEL_MLMON_HTTP_DISTINCT", "100000"))
 MAX_CLASSES = 50
 
 
