@@ -240,22 +240,36 @@ def refusing_endpoint() -> str:
 
 
 def sum_points(requests: list[Any], name: str) -> list[tuple[dict[str, Any], float]]:
-    """The data points of Sum metric ``name`` in the latest of ``requests`` that carries it.
+    """The data points of Sum metric ``name``: the latest totals of every process that sent it.
 
-    Cumulative temporality (the SDK default for counters): the latest request holds the totals.
+    Cumulative temporality (the SDK default for counters): a process's latest export holds its
+    totals. Processes are told apart by ``service.instance.id``, so the points of several
+    workers (gunicorn) add up.
     """
-    for request in reversed(requests):
-        points = [
-            (
-                {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in p.attributes},
-                p.as_int if p.HasField("as_int") else p.as_double,
+    latest: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    for request in requests:
+        for resource_metrics in request.resource_metrics:
+            instance = next(
+                (
+                    kv.value.string_value
+                    for kv in resource_metrics.resource.attributes
+                    if kv.key == "service.instance.id"
+                ),
+                "",
             )
-            for resource_metrics in request.resource_metrics
-            for scope_metrics in resource_metrics.scope_metrics
-            for metric in scope_metrics.metrics
-            if metric.name == name and metric.HasField("sum")
-            for p in metric.sum.data_points
-        ]
-        if points:
-            return points
-    return []
+            points = [
+                (
+                    {
+                        kv.key: getattr(kv.value, kv.value.WhichOneof("value"))
+                        for kv in p.attributes
+                    },
+                    p.as_int if p.HasField("as_int") else p.as_double,
+                )
+                for scope_metrics in resource_metrics.scope_metrics
+                for metric in scope_metrics.metrics
+                if metric.name == name and metric.HasField("sum")
+                for p in metric.sum.data_points
+            ]
+            if points:
+                latest[instance] = points
+    return [point for points in latest.values() for point in points]
