@@ -13,6 +13,7 @@ and ``ml.prediction.id`` on that request's server span. Nothing of ``ModelMonito
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -84,6 +85,24 @@ def leave(scope_token: Token[RequestScope | None], id_token: Token[str | None]) 
     """End the ML layer of one request: restore what was bound before :func:`enter`."""
     reset_request_id(id_token)
     reset_request_scope(scope_token)
+
+
+def instrumented_subclass(
+    original: type[Any], instrument_app: Callable[..., None], options: Mapping[str, Any]
+) -> type[Any]:
+    """A subclass of a framework's app class whose every instance is given ``instrument_app``
+    with the instrumentor's ``monitor`` and providers, as the contrib instrumentors do for
+    ``instrument()``. It keeps the original's name, so apps still read as ``FastAPI``/``Flask``.
+    """
+    arguments = {key: options.get(key) for key in ("monitor", "tracer_provider", "meter_provider")}
+
+    class Instrumented(original):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            instrument_app(self, **arguments)
+
+    Instrumented.__name__ = Instrumented.__qualname__ = original.__name__
+    return Instrumented
 
 
 def redact_query(span: Span, query: bytes | str) -> None:

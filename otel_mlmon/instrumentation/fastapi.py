@@ -152,24 +152,10 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        monitor = kwargs.get("monitor")
-        tracer_provider = kwargs.get("tracer_provider")
-        meter_provider = kwargs.get("meter_provider")
-        original = fastapi.FastAPI
-        self._original_fastapi = original
-
-        class InstrumentedFastAPI(original):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **init_kwargs: Any) -> None:
-                super().__init__(*args, **init_kwargs)
-                FastAPIMLInstrumentor.instrument_app(
-                    self,
-                    monitor=monitor,
-                    tracer_provider=tracer_provider,
-                    meter_provider=meter_provider,
-                )
-
-        InstrumentedFastAPI.__name__ = InstrumentedFastAPI.__qualname__ = "FastAPI"
-        fastapi.FastAPI = InstrumentedFastAPI  # type: ignore[misc]
+        self._original_fastapi = fastapi.FastAPI
+        fastapi.FastAPI = _layer.instrumented_subclass(  # type: ignore[misc]
+            fastapi.FastAPI, FastAPIMLInstrumentor.instrument_app, kwargs
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._original_fastapi is not None:

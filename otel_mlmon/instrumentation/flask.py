@@ -134,25 +134,11 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        monitor = kwargs.get("monitor")
-        tracer_provider = kwargs.get("tracer_provider")
-        meter_provider = kwargs.get("meter_provider")
         _prefer_stable_http_conventions()
-        original = flask.Flask
-        self._original_flask = original
-
-        class InstrumentedFlask(original):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **init_kwargs: Any) -> None:
-                super().__init__(*args, **init_kwargs)
-                FlaskMLInstrumentor.instrument_app(
-                    self,
-                    monitor=monitor,
-                    tracer_provider=tracer_provider,
-                    meter_provider=meter_provider,
-                )
-
-        InstrumentedFlask.__name__ = InstrumentedFlask.__qualname__ = "Flask"
-        flask.Flask = InstrumentedFlask  # type: ignore[misc]
+        self._original_flask = flask.Flask
+        flask.Flask = _layer.instrumented_subclass(  # type: ignore[misc]
+            flask.Flask, FlaskMLInstrumentor.instrument_app, kwargs
+        )
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._original_flask is not None:
