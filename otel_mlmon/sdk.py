@@ -670,6 +670,23 @@ def _build(
         choice = _exporter_choice(signal, default)
         return choice, _protocol(signal, otlp_protocol) if choice == "otlp" else ""
 
+    def batch_exporter(
+        signal: str,
+        choice: str,
+        protocol: str,
+        otlp: Callable[..., Any],
+        console: Callable[..., Any],
+    ) -> Any:
+        """The exporter behind a signal's batch processor, or None for ``none``."""
+        if choice == "otlp":
+            return otlp(
+                protocol,
+                meter_provider=meter_provider,
+                **_otlp_kwargs(signal, protocol, otlp_endpoint, otlp_headers),
+            )
+        # Bound to stdout now, not at import, so a redirected stdout is honoured.
+        return console(out=sys.stdout) if choice == "console" else None
+
     # Metrics first: the span and log pipelines report their own health (queue size, drops,
     # failed exports as otel.sdk.* metrics, when OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true)
     # into this MeterProvider rather than into whatever the global one is.
@@ -739,20 +756,10 @@ def _build(
             console_spans = _env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
         sdk_tracer = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
         choice, protocol = exporter_for("traces", "console" if console_spans else "none")
-        if choice == "otlp":
-            exporter = _span_exporter(
-                protocol,
-                meter_provider=meter_provider,
-                **_otlp_kwargs("traces", protocol, otlp_endpoint, otlp_headers),
-            )
+        exporter = batch_exporter("traces", choice, protocol, _span_exporter, ConsoleSpanExporter)
+        if exporter is not None:
             sdk_tracer.add_span_processor(
                 BatchSpanProcessor(exporter, meter_provider=meter_provider)
-            )
-        elif choice == "console":
-            sdk_tracer.add_span_processor(
-                BatchSpanProcessor(
-                    ConsoleSpanExporter(out=sys.stdout), meter_provider=meter_provider
-                )
             )
         actions["traces"] = f"set TracerProvider: {choice} {protocol}".rstrip()
         if set_global:
@@ -770,20 +777,10 @@ def _build(
     else:
         choice, protocol = exporter_for("logs", "none")
         sdk_logger = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        if choice == "otlp":
-            exporter = _log_exporter(
-                protocol,
-                meter_provider=meter_provider,
-                **_otlp_kwargs("logs", protocol, otlp_endpoint, otlp_headers),
-            )
+        exporter = batch_exporter("logs", choice, protocol, _log_exporter, ConsoleLogRecordExporter)
+        if exporter is not None:
             sdk_logger.add_log_record_processor(
                 BatchLogRecordProcessor(exporter, meter_provider=meter_provider)
-            )
-        elif choice == "console":
-            sdk_logger.add_log_record_processor(
-                BatchLogRecordProcessor(
-                    ConsoleLogRecordExporter(out=sys.stdout), meter_provider=meter_provider
-                )
             )
         actions["logs"] = f"set LoggerProvider: {choice} {protocol}".rstrip()
         if set_global:
