@@ -272,12 +272,8 @@ def _exception_attributes(exc_info: Any) -> dict[str, str]:
     if not isinstance(exc_info, tuple) or len(exc_info) != 3 or exc_info[0] is None:
         return {}
     exc_type, exc, tb = exc_info
-    module = exc_type.__module__
-    qualified = (
-        exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
-    )
     return {
-        exception_attributes.EXCEPTION_TYPE: qualified,
+        exception_attributes.EXCEPTION_TYPE: semconv.error_type(exc_type),
         exception_attributes.EXCEPTION_MESSAGE: str(exc),
         exception_attributes.EXCEPTION_STACKTRACE: "".join(
             traceback.format_exception(exc_type, exc, tb)

@@ -93,12 +93,6 @@ def _invalid_class(value: object) -> bool:
     return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
-def _error_type(exc: BaseException) -> str:
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
 # Types recorded as one prediction without further checks: the common case, decided by one
 # set lookup instead of a chain of isinstance() calls (numpy scalars take the slower path).
 _PLAIN: Final[frozenset[type]] = frozenset({int, float, str, bool})
@@ -354,7 +348,7 @@ class Prediction:
             if exc is None:
                 monitor._duration.record(duration, self._attributes.base)
             else:
-                attributes = self._attributes.for_error(_error_type(exc))
+                attributes = self._attributes.for_error(semconv.error_type(type(exc)))
                 monitor._errors.add(1, attributes)
                 monitor._duration.record(duration, attributes)
                 if span is not None:

@@ -57,6 +57,15 @@ HW_VENDOR: Final = "hw.vendor"
 #: Value of ``ml.prediction.class`` once the configured class bound is reached.
 OVERFLOW_CLASS: Final = "_OTHER"
 
+
+def error_type(exception_class: type[BaseException]) -> str:
+    """The ``error.type`` of an exception class: its qualified name, without the module for
+    builtins (``ValueError``, ``sklearn.exceptions.NotFittedError``)."""
+    module = exception_class.__module__
+    name = exception_class.__qualname__
+    return name if module == "builtins" else f"{module}.{name}"
+
+
 #: Value of ``error.type`` when an exception class cannot be named.
 OTHER_ERROR_TYPE: Final = "_OTHER"
 

@@ -122,10 +122,7 @@ def redact_query(span: Span, query: bytes | str) -> None:
 def set_error_type(span: Span, exc: BaseException) -> None:
     """Put OTel ``error.type`` (the exception's qualified class name) on ``span``."""
     if span.is_recording():
-        cls = type(exc)
-        module = cls.__module__
-        name = cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-        span.set_attribute(semconv.ERROR_TYPE, name)
+        span.set_attribute(semconv.ERROR_TYPE, semconv.error_type(type(exc)))
 
 
 def internal_error(site: str, exc: Exception) -> None:
