@@ -48,15 +48,21 @@ def report_internal_error(site: str, exc: BaseException) -> None:
         )
 
 
+def internal_error(site: str, exc: Exception) -> None:
+    """Handle an error raised by our own telemetry code at ``site``: re-raise it under strict
+    mode, else count it and log it the first time."""
+    if strict():
+        raise exc
+    report_internal_error(site, exc)
+
+
 @contextmanager
 def guarded(site: str) -> Iterator[None]:
     """Run a block of telemetry code; swallow and report what it raises, unless strict."""
     try:
         yield
     except Exception as exc:
-        if strict():
-            raise
-        report_internal_error(site, exc)
+        internal_error(site, exc)
 
 
 def warn_once(key: str, message: str, *args: object) -> None:

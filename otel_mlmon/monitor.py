@@ -34,7 +34,7 @@ from opentelemetry.metrics import CallbackOptions, CallbackT, Meter, MeterProvid
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from otel_mlmon import _observables, semconv
-from otel_mlmon._guard import report_internal_error, strict
+from otel_mlmon._guard import internal_error, strict
 from otel_mlmon.context import ModelContext, RequestScope
 from otel_mlmon.context import _model as _model_var
 from otel_mlmon.context import _request_scope as _request_scope_var
@@ -57,12 +57,6 @@ _monitors: weakref.WeakSet[ModelMonitor] = weakref.WeakSet()
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def _internal_error(site: str, exc: Exception) -> None:
-    if strict():
-        raise exc
-    report_internal_error(site, exc)
 
 
 def _record_exception(span: Span, exc: BaseException, error_type: str, messages: bool) -> None:
@@ -295,13 +289,13 @@ class Prediction:
             except Exception as exc:
                 if strict():  # the caller's with-block never runs: unbind what we bound
                     _reset_model(self._model_token)
-                _internal_error("ModelMonitor.predict", exc)
+                internal_error("ModelMonitor.predict", exc)
         scope = _request_scope_var.get()
         if scope is not None:  # inside an instrumented web request
             try:
                 self._describe_request(scope)
             except Exception as exc:
-                _internal_error("ModelMonitor.predict", exc)
+                internal_error("ModelMonitor.predict", exc)
         self._start = _perf_counter()
         return self
 
@@ -333,7 +327,7 @@ class Prediction:
             else:
                 monitor._record_batch(self, prediction, confidence)  # type: ignore[arg-type]
         except Exception as exc:
-            _internal_error("Prediction.record", exc)
+            internal_error("Prediction.record", exc)
 
     def __exit__(
         self,
@@ -358,7 +352,7 @@ class Prediction:
             if span is not None:
                 span.end()
         except Exception as internal:
-            _internal_error("ModelMonitor.predict", internal)
+            internal_error("ModelMonitor.predict", internal)
         if self._context_token is not None:
             otel_context.detach(self._context_token)
         _reset_model(self._model_token)
@@ -542,7 +536,7 @@ class ModelMonitor:
         try:
             self._join_label(prediction_id, label)
         except Exception as exc:
-            _internal_error("ModelMonitor.record_label", exc)
+            internal_error("ModelMonitor.record_label", exc)
 
     def _join_label(self, prediction_id: str, label: object) -> None:
         attributes = self._attributes

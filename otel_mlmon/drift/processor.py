@@ -27,7 +27,7 @@ import numpy.typing as npt
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 
 from otel_mlmon import _observables, semconv
-from otel_mlmon._guard import guarded, report_internal_error, strict, warn_once
+from otel_mlmon._guard import guarded, internal_error, warn_once
 from otel_mlmon.drift import statistics
 from otel_mlmon.drift.reference import (
     Reference,
@@ -394,9 +394,7 @@ class DriftProcessor:
                         pass  # nested rows or a value that is not a number: see below
             self._append(stream, features)
         except Exception as exc:
-            if strict():
-                raise
-            report_internal_error("DriftProcessor.append", exc)
+            internal_error("DriftProcessor.append", exc)
 
     def append_predictions(self, predictions: object) -> None:
         """Append one prediction or a batch (sequence or array) to the prediction window;
@@ -436,9 +434,7 @@ class DriftProcessor:
                     stream.not_numeric_pending += bad
             stream.target().append_rows(column.reshape(-1, 1))
         except Exception as exc:
-            if strict():
-                raise
-            report_internal_error("DriftProcessor.append_predictions", exc)
+            internal_error("DriftProcessor.append_predictions", exc)
 
     def reset_after_fork(self) -> None:
         """Give a forked child fresh locks: the parent's may have been held at fork."""

@@ -22,7 +22,6 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Span
 
 from otel_mlmon import semconv
-from otel_mlmon._guard import report_internal_error, strict
 from otel_mlmon.context import (
     RequestScope,
     bind_request_id,
@@ -123,10 +122,3 @@ def set_error_type(span: Span, exc: BaseException) -> None:
     """Put OTel ``error.type`` (the exception's qualified class name) on ``span``."""
     if span.is_recording():
         span.set_attribute(semconv.ERROR_TYPE, semconv.error_type(type(exc)))
-
-
-def internal_error(site: str, exc: Exception) -> None:
-    """Report an error of our own layer; re-raise it under ``OTEL_MLMON_STRICT``."""
-    if strict():
-        raise exc
-    report_internal_error(site, exc)

@@ -37,7 +37,7 @@ from opentelemetry.trace import TracerProvider
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from otel_mlmon._guard import warn_once
+from otel_mlmon._guard import internal_error, warn_once
 from otel_mlmon.instrumentation import _layer
 from otel_mlmon.monitor import ModelMonitor
 
@@ -80,7 +80,7 @@ class MLRequestMiddleware:
             header = (_HEADER, request.request_id.encode("ascii"))
             _layer.redact_query(request.span, scope.get("query_string", b""))
         except Exception as exc:
-            _layer.internal_error("FastAPI request layer", exc)
+            internal_error("FastAPI request layer", exc)
             await self.app(scope, receive, send)
             return
 

@@ -33,7 +33,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_mlmon._guard import warn_once
+from otel_mlmon._guard import internal_error, warn_once
 from otel_mlmon.instrumentation import _layer
 from otel_mlmon.monitor import ModelMonitor
 from otel_mlmon.request_id import HEADER
@@ -81,7 +81,7 @@ def _wrap_wsgi(
             )
             header = (HEADER, request.request_id)
         except Exception as exc:
-            _layer.internal_error("Flask request layer", exc)
+            internal_error("Flask request layer", exc)
             return wsgi_app(environ, start_response)
 
         def start_response_with_id(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
@@ -104,7 +104,7 @@ def _before_request() -> None:
         _layer.attach_span(span)
         _layer.redact_query(span, flask.request.query_string)
     except Exception as exc:
-        _layer.internal_error("Flask before_request", exc)
+        internal_error("Flask before_request", exc)
 
 
 def _teardown_request(exc: BaseException | None) -> None:
@@ -115,7 +115,7 @@ def _teardown_request(exc: BaseException | None) -> None:
         if scope is not None:
             _layer.set_error_type(scope.span, exc)
     except Exception as error:
-        _layer.internal_error("Flask teardown_request", error)
+        internal_error("Flask teardown_request", error)
 
 
 class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
