@@ -620,36 +620,10 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     started = time.monotonic()
     driver.start()
     summary = Summary()
-    try:
-        while not interrupted.is_set():
-            elapsed = time.monotonic() - started
-            if args.duration > 0 and elapsed >= args.duration:
-                break
-            if metrics_url:
-                try:
-                    summary = _scrape(metrics_url)
-                except Exception as exc:
-                    _logger.debug("demo: scrape failed: %r", exc)
-            view.show(
-                render(
-                    summary,
-                    driver.traffic,
-                    elapsed=elapsed,
-                    duration=args.duration,
-                    service_url=service_url,
-                    metrics_url=metrics_url,
-                    otlp_endpoint=args.otlp_endpoint,
-                    min_samples=min_samples,
-                    log_file=args.log_file,
-                )
-            )
-            interrupted.wait(args.refresh)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous)
-        driver.join(timeout=5)
+
+    def refresh(elapsed: float) -> None:
+        """Scrape the service's metrics (keeping the last summary if that fails) and redraw."""
+        nonlocal summary
         if metrics_url:
             try:
                 summary = _scrape(metrics_url)
@@ -659,7 +633,7 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             render(
                 summary,
                 driver.traffic,
-                elapsed=time.monotonic() - started,
+                elapsed=elapsed,
                 duration=args.duration,
                 service_url=service_url,
                 metrics_url=metrics_url,
@@ -668,6 +642,21 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
                 log_file=args.log_file,
             )
         )
+
+    try:
+        while not interrupted.is_set():
+            elapsed = time.monotonic() - started
+            if args.duration > 0 and elapsed >= args.duration:
+                break
+            refresh(elapsed)
+            interrupted.wait(args.refresh)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+        driver.join(timeout=5)
+        refresh(time.monotonic() - started)
         server.should_exit = True
         server_thread.join(timeout=10)
         flushed = telemetry.force_flush(timeout_millis=10_000)
