@@ -8,13 +8,13 @@ test suite) it is re-raised, so bugs still surface.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from otel_mlmon import _env, _fork
 from otel_mlmon.environment_variables import OTEL_MLMON_STRICT
 
 _logger: Final = logging.getLogger("otel_mlmon")
@@ -26,7 +26,7 @@ _filters: weakref.WeakSet[RateLimitFilter] = weakref.WeakSet()
 
 def strict() -> bool:
     """Whether internal errors are re-raised (``OTEL_MLMON_STRICT=true``)."""
-    return os.environ.get(OTEL_MLMON_STRICT, "").strip().lower() == "true"
+    return _env.env_bool(OTEL_MLMON_STRICT, False)
 
 
 def internal_error_count(site: str) -> int:
@@ -117,13 +117,10 @@ class RateLimitFilter(logging.Filter):
             return sum(self._suppressed.values())
 
 
+@_fork.after_fork_in_child
 def _after_fork_in_child() -> None:
     # A lock held by another thread at fork time stays held forever in the child.
     global _reported_lock
     _reported_lock = threading.Lock()
     for log_filter in list(_filters):
         log_filter._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

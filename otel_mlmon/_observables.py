@@ -9,7 +9,6 @@ monitor that is garbage-collected stops reporting.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,6 +17,8 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, CallbackT, Meter, MeterProvider, Observation
 
+from otel_mlmon import _fork
+from otel_mlmon._guard import internal_error
 from otel_mlmon.version import __version__
 
 OwnerCallback = Callable[[Any, CallbackOptions], Iterable[Observation]]
@@ -25,9 +26,14 @@ Factory = Callable[[Meter, Sequence[CallbackT]], object]
 
 
 class _Fanout:
-    """The single callback of one observable instrument: every owner's observations."""
+    """The single callback of one observable instrument: every owner's observations.
 
-    def __init__(self) -> None:
+    Each owner's callback runs on its own: one that raises is reported through the guard
+    (counted, logged once per instrument) and the other owners' points are still reported.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._owners: list[tuple[weakref.ref[Any], OwnerCallback]] = []
         self._lock = threading.Lock()
 
@@ -39,15 +45,25 @@ class _Fanout:
         with self._lock:
             owners = list(self._owners)
         dead = False
+        failures: list[Exception] = []
         for ref, callback in owners:
             owner = ref()
             if owner is None:
                 dead = True
                 continue
-            yield from callback(owner, options)
+            try:
+                observations = list(callback(owner, options))
+            except Exception as exc:
+                failures.append(exc)
+                continue
+            yield from observations
         if dead:
             with self._lock:
                 self._owners = [(r, c) for r, c in self._owners if r() is not None]
+        # After every healthy owner reported: under strict mode the first failure is re-raised
+        # here, when it can no longer hide the others' points.
+        for exc in failures:
+            internal_error(f"observable {self._name}", exc)
 
 
 _lock = threading.Lock()
@@ -85,18 +101,15 @@ def observe(
         by_name = _fanouts.setdefault(meter, {})
         fanout = by_name.get(name)
         if fanout is None:
-            fanout = by_name[name] = _Fanout()
+            fanout = by_name[name] = _Fanout(name)
             create(meter, [fanout])
     fanout.add(owner, callback)
 
 
+@_fork.after_fork_in_child
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
     for by_name in list(_fanouts.values()):
         for fanout in by_name.values():
             fanout._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

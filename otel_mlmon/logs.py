@@ -44,11 +44,11 @@ from typing import IO, Any, Final, Literal, cast
 import structlog
 from opentelemetry import _logs as logs_api
 from opentelemetry import trace
-from opentelemetry.instrumentation.structlog import StructlogInstrumentor, StructlogProcessor
+from opentelemetry.instrumentation.structlog import StructlogProcessor
 from opentelemetry.semconv.attributes import exception_attributes
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from otel_mlmon import context, semconv
+from otel_mlmon import _compat, context, semconv
 from otel_mlmon._guard import guarded, report_internal_error, strict, warn_once
 from otel_mlmon.exceptions import ConfigurationError
 
@@ -290,7 +290,7 @@ def _instrumentation_exports_structlog() -> bool:
     """Whether the structlog instrumentation's own processor sits in structlog's chain (as
     after ``opentelemetry-instrument`` instrumented structlog that configure_logging() had
     configured): it already exported the event, so ours does not export it again."""
-    processor = getattr(StructlogInstrumentor, "_processor", None)
+    processor = _compat.structlog_instrumentation_processor()
     if processor is None or processor not in structlog.get_config()["processors"]:
         return False
     warn_once(
@@ -334,6 +334,7 @@ class OTelLogEmitter(StructlogProcessor):
         drop_keys: Iterable[str] = EXPORT_DROPPED_KEYS,
     ) -> None:
         super().__init__(logger_provider=logger_provider)  # type: ignore[no-untyped-call]
+        self._provider = logger_provider
         self._drop_keys = frozenset(drop_keys)
         self._loggers: dict[str, logs_api.Logger] = {}
 
@@ -343,7 +344,7 @@ class OTelLogEmitter(StructlogProcessor):
             # No lock (nothing to deadlock on after a fork): two threads racing here get the
             # provider's same cached logger, and setdefault keeps one.
             found = self._loggers.setdefault(
-                name, logs_api.get_logger(name, logger_provider=self._logger_provider)
+                name, logs_api.get_logger(name, logger_provider=self._provider)
             )
         return found
 
@@ -362,13 +363,11 @@ class OTelLogEmitter(StructlogProcessor):
             attributes[exception_attributes.EXCEPTION_STACKTRACE] = event_dict["exception"]
         return attributes
 
-    def _translate(
-        self, event_dict: dict[Any, Any], method_name: str | None = None
-    ) -> logs_api.LogRecord:
+    def _log_record(self, event_dict: dict[Any, Any], method_name: str) -> logs_api.LogRecord:
         # The contrib processor maps body, severity, timestamp and trace context; it gets only
         # the keys it needs so that its raw attributes are not built, then ours replace them.
         slim = {key: event_dict[key] for key in _TRANSLATED_KEYS if key in event_dict}
-        record: logs_api.LogRecord = super()._translate(slim, method_name)
+        record: logs_api.LogRecord = _compat.structlog_log_record(self, slim, method_name)
         record.attributes = self._attributes(event_dict)
         return record
 
@@ -387,7 +386,9 @@ class OTelLogEmitter(StructlogProcessor):
             with guarded("logs.emit"):
                 otel_logger = self._otel_logger(name)
                 if not isinstance(otel_logger, logs_api.NoOpLogger):
-                    otel_logger.emit(self._translate(cast(dict[Any, Any], event_dict), method_name))
+                    otel_logger.emit(
+                        self._log_record(cast(dict[Any, Any], event_dict), method_name)
+                    )
         finally:
             _emitting.reset(token)
         return event_dict
@@ -442,7 +443,7 @@ def _configured_by_application(current: object) -> bool:
     if not structlog.is_configured() or current is _our_processors:
         return False
     if isinstance(current, list) and any(isinstance(p, StructlogProcessor) for p in current):
-        return bool(getattr(StructlogInstrumentor, "_is_configured_by_app", True))
+        return _compat.structlog_configured_by_app()
     return True
 
 

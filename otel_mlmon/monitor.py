@@ -15,7 +15,6 @@ import functools
 import inspect
 import logging
 import math
-import os
 import random
 import threading
 import time
@@ -33,7 +32,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.metrics import CallbackOptions, CallbackT, Meter, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
-from otel_mlmon import _observables, semconv
+from otel_mlmon import _env, _fork, _observables, semconv
 from otel_mlmon._guard import internal_error, strict
 from otel_mlmon.context import ModelContext, RequestScope
 from otel_mlmon.context import _model as _model_var
@@ -118,22 +117,6 @@ def _is_batch(value: object) -> bool:
 def _scalar(value: object) -> object:
     """A plain Python value for a numpy scalar, so ``1`` and ``np.int64(1)`` join one class."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-        if value < 1:
-            raise ValueError(raw)
-    except ValueError:
-        logging.getLogger("otel_mlmon").warning(
-            "%s=%r is not a positive integer; using %d", name, raw, default
-        )
-        return default
-    return value
 
 
 class _Attributes:
@@ -420,7 +403,7 @@ class ModelMonitor:
             raise ConfigurationError(f"task must be one of {_TASKS}, not {task!r}")
         known = None if classes is None else [_scalar(c) for c in classes]
         if max_classes is None:
-            max_classes = _env_int(OTEL_MLMON_MAX_CLASSES, _DEFAULT_MAX_CLASSES)
+            max_classes = _env.env_int(OTEL_MLMON_MAX_CLASSES, _DEFAULT_MAX_CLASSES, minimum=1)
         for label, value in (
             ("max_classes", max_classes),
             ("quality_window", quality_window),
@@ -895,10 +878,7 @@ def _observe_quality_of(
     return monitor._observe_quality(name, options)
 
 
+@_fork.after_fork_in_child
 def _after_fork_in_child() -> None:
     for monitor in list(_monitors):
         monitor._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

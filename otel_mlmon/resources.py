@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 
-from otel_mlmon import semconv
+from otel_mlmon import _compat, _fork, semconv
 from otel_mlmon.version import __version__
 
 _logger: Final = logging.getLogger("otel_mlmon")
@@ -63,6 +63,7 @@ def observe_process(meter_provider: MeterProvider) -> Callable[[], None]:
 _process_instrumentors: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+@_fork.after_fork_in_child
 def _process_after_fork_in_child() -> None:
     instrumentors = list(_process_instrumentors)
     if not instrumentors:
@@ -70,8 +71,7 @@ def _process_after_fork_in_child() -> None:
     import psutil  # already loaded by the instrumentor: no import work in the fork hook
 
     for instrumentor in instrumentors:
-        if getattr(instrumentor, "_proc", None) is not None:
-            instrumentor._proc = psutil.Process()
+        _compat.rebind_system_metrics_process(instrumentor, psutil.Process())
 
 
 _gpu_instances: weakref.WeakSet[GpuMetrics] = weakref.WeakSet()
@@ -234,11 +234,7 @@ def _shutdown_quietly(nvml: Any) -> None:
         _logger.debug("otel-mlmon: nvmlShutdown failed", exc_info=True)
 
 
+@_fork.after_fork_in_child
 def _after_fork_in_child() -> None:
     for gpu in list(_gpu_instances):
         gpu._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-    os.register_at_fork(after_in_child=_process_after_fork_in_child)

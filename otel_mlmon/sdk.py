@@ -53,7 +53,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from otel_mlmon import resources, semconv
+from otel_mlmon import _compat, _env, _fork, resources, semconv
 from otel_mlmon._guard import RateLimitFilter
 from otel_mlmon.environment_variables import (
     OTEL_MLMON_CONSOLE_SPANS,
@@ -98,17 +98,7 @@ EXPORT_WARNING_INTERVAL_S: Final = 60.0
 #: Loggers of the SDK and OTLP exporters that log once per failed export or retry; configure()
 #: puts a :class:`~otel_mlmon._guard.RateLimitFilter` on them so a dead backend cannot flood
 #: the service's logs.
-EXPORT_LOGGERS: Final = (
-    "opentelemetry.exporter.otlp.common.http",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.sdk._shared_internal",
-    "opentelemetry.sdk.metrics._internal.export",
-    "opentelemetry.sdk._logs._internal.export",
-    "opentelemetry.sdk.trace.export",
-)
+EXPORT_LOGGERS: Final = _compat.EXPORT_LOGGERS
 _export_log_filter: Final = RateLimitFilter(EXPORT_WARNING_INTERVAL_S)
 
 
@@ -135,32 +125,9 @@ def default_views() -> list[View]:
     ]
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("true", "1", "yes", "on"):
-        return True
-    if raw in ("false", "0", "no", "off"):
-        return False
-    _logger.warning("%s=%r is not true or false; using %s", name, raw, default)
-    return default
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        _logger.warning("%s=%r is not an integer; using %d", name, raw, default)
-        return default
-
-
 def sdk_disabled() -> bool:
     """Whether ``OTEL_SDK_DISABLED`` turns all telemetry off."""
-    return _env_bool(OTEL_SDK_DISABLED, False)
+    return _env.env_bool(OTEL_SDK_DISABLED, False)
 
 
 @dataclass
@@ -266,13 +233,10 @@ _lock = threading.RLock()
 _current: Telemetry | None = None
 
 
+@_fork.after_fork_in_child
 def _reinit_lock_in_child() -> None:
     global _lock
     _lock = threading.RLock()  # a lock held by another thread at fork stays held in the child
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_lock_in_child)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -319,8 +283,10 @@ def _rate_limit_export_logs() -> None:
 def _protocol(signal: str, argument: str | None) -> str:
     value = argument
     if value is None:
-        value = os.environ.get(_SIGNAL_ENV[signal][1]) or os.environ.get(
-            OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf"
+        value = (
+            _env.raw(_SIGNAL_ENV[signal][1])
+            or _env.raw(OTEL_EXPORTER_OTLP_PROTOCOL)
+            or "http/protobuf"
         )
     value = value.strip().lower()
     if value not in _PROTOCOLS:
@@ -333,25 +299,23 @@ def _protocol(signal: str, argument: str | None) -> str:
 
 def _otlp_configured(signal: str, endpoint: str | None) -> bool:
     return bool(
-        endpoint
-        or os.environ.get(OTEL_EXPORTER_OTLP_ENDPOINT)
-        or os.environ.get(_SIGNAL_ENV[signal][0])
+        endpoint or _env.raw(OTEL_EXPORTER_OTLP_ENDPOINT) or _env.raw(_SIGNAL_ENV[signal][0])
     )
 
 
 def _exporter_choice(signal: str, default: str) -> str:
-    raw = os.environ.get(_EXPORTER_ENV[signal], "").strip().lower()
-    if not raw:
+    names = _env.env_list(_EXPORTER_ENV[signal])
+    if not names:
         return default
     # The spec allows a comma-separated list; we take the first we support.
-    for name in (part.strip() for part in raw.split(",")):
+    for name in names:
         if name in _EXPORTERS[signal]:
             return name
     _logger.warning(
-        "%s=%r names no exporter otel-mlmon supports %s; using %s",
+        "otel-mlmon: %s=%r is not one of %s; using %r",
         _EXPORTER_ENV[signal],
-        raw,
-        _EXPORTERS[signal],
+        ",".join(names),
+        ", ".join(_EXPORTERS[signal]),
         default,
     )
     return default
@@ -367,8 +331,8 @@ def _otlp_kwargs(
     if headers is not None:
         kwargs["headers"] = dict(headers)
     if protocol == "http/protobuf" and (
-        os.environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
-        or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE")
+        _env.raw("OTEL_EXPORTER_OTLP_CERTIFICATE")
+        or _env.raw(f"OTEL_EXPORTER_OTLP_{signal.upper()}_CERTIFICATE")
     ):
         kwargs["session"] = _certificate_keeping_session()
     return kwargs
@@ -458,9 +422,11 @@ def _start_prometheus(
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import CollectorRegistry, start_http_server
 
-    host = host or os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST
+    host = host or _env.raw("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_PROMETHEUS_HOST
     if port is None:
-        port = _env_int("OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT)
+        port = _env.env_int(
+            "OTEL_EXPORTER_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT, minimum=0, maximum=65535
+        )
     # A registry of our own: prometheus_client's global one also carries its own process_*
     # collectors, which would duplicate the OTel process.* gauges.
     registry = CollectorRegistry(auto_describe=True)
@@ -497,6 +463,7 @@ def _start_prometheus(
 _prometheus_servers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+@_fork.after_fork_in_child
 def _close_prometheus_in_child() -> None:
     servers = list(_prometheus_servers)
     _prometheus_servers.clear()
@@ -512,12 +479,8 @@ def _close_prometheus_in_child() -> None:
         )
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_prometheus_in_child)
-
-
-def _existing(provider: object, proxy_names: tuple[str, ...]) -> bool:
-    return type(provider).__name__ not in proxy_names
+def _existing(provider: object) -> bool:
+    return not _compat.is_proxy_provider(provider)
 
 
 def configure(
@@ -693,17 +656,17 @@ def _build(
     prometheus_address: tuple[str, int] | None = None
     existing_meter = metrics.get_meter_provider()
     meter_provider: metrics.MeterProvider
-    if set_global and _existing(existing_meter, ("_ProxyMeterProvider", "ProxyMeterProvider")):
+    if set_global and _existing(existing_meter):
         meter_provider = existing_meter
         actions["metrics"] = f"kept the existing {type(existing_meter).__name__}"
     else:
         choice, protocol = exporter_for("metrics", "prometheus")
         if prometheus is None:
-            prometheus = _env_bool(OTEL_MLMON_PROMETHEUS, choice == "prometheus")
+            prometheus = _env.env_bool(OTEL_MLMON_PROMETHEUS, choice == "prometheus")
         readers: list[MetricReader] = []
         described = []
         if choice == "otlp":
-            interval = metric_export_interval_millis or _env_int(
+            interval = metric_export_interval_millis or _env.env_millis(
                 OTEL_METRIC_EXPORT_INTERVAL, 60_000
             )
             exporter = _metric_exporter(
@@ -748,12 +711,12 @@ def _build(
     # Traces.
     existing_tracer = trace.get_tracer_provider()
     tracer_provider: trace.TracerProvider
-    if set_global and _existing(existing_tracer, ("ProxyTracerProvider",)):
+    if set_global and _existing(existing_tracer):
         tracer_provider = existing_tracer
         actions["traces"] = f"kept the existing {type(existing_tracer).__name__}"
     else:
         if console_spans is None:
-            console_spans = _env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
+            console_spans = _env.env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
         sdk_tracer = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
         choice, protocol = exporter_for("traces", "console" if console_spans else "none")
         exporter = batch_exporter("traces", choice, protocol, _span_exporter, ConsoleSpanExporter)
@@ -771,7 +734,7 @@ def _build(
     # Logs.
     existing_logger = logs_api.get_logger_provider()
     logger_provider: logs_api.LoggerProvider
-    if set_global and _existing(existing_logger, ("ProxyLoggerProvider",)):
+    if set_global and _existing(existing_logger):
         logger_provider = existing_logger
         actions["logs"] = f"kept the existing {type(existing_logger).__name__}"
     else:
@@ -791,11 +754,11 @@ def _build(
 
     # Process and GPU gauges, on whichever MeterProvider is in use.
     if process_metrics is None:
-        process_metrics = _env_bool(OTEL_MLMON_PROCESS_METRICS, True)
+        process_metrics = _env.env_bool(OTEL_MLMON_PROCESS_METRICS, True)
     if process_metrics:
         closers.append(resources.observe_process(meter_provider))
     if gpu_metrics is None:
-        gpu_metrics = _env_bool(OTEL_MLMON_GPU_METRICS, True)
+        gpu_metrics = _env.env_bool(OTEL_MLMON_GPU_METRICS, True)
     if gpu_metrics:
         gpu = resources.GpuMetrics(meter_provider)
         if gpu.start():

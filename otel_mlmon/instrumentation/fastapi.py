@@ -37,6 +37,7 @@ from opentelemetry.trace import TracerProvider
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from otel_mlmon import _compat
 from otel_mlmon._guard import internal_error, warn_once
 from otel_mlmon.instrumentation import _layer
 from otel_mlmon.monitor import ModelMonitor
@@ -112,7 +113,7 @@ def _contrib_middleware(stack: Any) -> Any:
 def contrib_instrumentation_active(app: fastapi.FastAPI) -> bool:
     """Whether ``opentelemetry-instrumentation-fastapi`` instruments ``app`` (it then makes the
     server span and FastAPI's native telemetry is off for this app)."""
-    return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
+    return _compat.instrumented_by_contrib(app)
 
 
 def _wrap_stack(app: fastapi.FastAPI, stack: ASGIApp, monitor: ModelMonitor | None) -> ASGIApp:
@@ -182,7 +183,7 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if getattr(app, _layer.MARKER, None) is not None:
             return
         state = _layer.AppState(monitor)
-        config: dict[str, Any] | None = getattr(app, "_telemetry", None)
+        config = _compat.fastapi_telemetry_config(app)
         if config is None:
             warn_once(
                 "fastapi-no-native",
@@ -225,7 +226,7 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         state: _layer.AppState | None = getattr(app, _layer.MARKER, None)
         if state is None:
             return
-        config: dict[str, Any] | None = getattr(app, "_telemetry", None)
+        config = _compat.fastapi_telemetry_config(app)
         for kind, value in reversed(state.undo):
             if kind == "config" and config is not None:
                 config[value] = None

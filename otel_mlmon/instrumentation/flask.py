@@ -19,7 +19,6 @@ sets that default when the variable is unset, before the contrib instrumentation
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Final
@@ -33,6 +32,7 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from otel_mlmon import _compat, _env
 from otel_mlmon._guard import internal_error, warn_once
 from otel_mlmon.instrumentation import _layer
 from otel_mlmon.monitor import ModelMonitor
@@ -49,17 +49,9 @@ StartResponse = Callable[..., Any]
 
 
 def _prefer_stable_http_conventions() -> None:
-    if os.environ.get(_SEMCONV_OPT_IN):
+    if _env.raw(_SEMCONV_OPT_IN):
         return
-    try:  # private to the contrib package: tolerate it moving
-        from opentelemetry.instrumentation._semconv import (
-            _OpenTelemetrySemanticConventionStability as Stability,
-        )
-
-        already_chosen = bool(getattr(Stability, "_initialized", False))
-    except ImportError:
-        already_chosen = False
-    if already_chosen:
+    if _compat.http_conventions_chosen():
         warn_once(
             "flask-semconv",
             "otel-mlmon: the HTTP semantic conventions were chosen before Flask was "
@@ -67,7 +59,7 @@ def _prefer_stable_http_conventions() -> None:
             "http.server.request.duration (seconds) instead of http.server.duration (ms)",
         )
         return
-    os.environ[_SEMCONV_OPT_IN] = "http"
+    _env.set_default(_SEMCONV_OPT_IN, "http")
 
 
 def _wrap_wsgi(
@@ -161,7 +153,7 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if getattr(app, _layer.MARKER, None) is not None:
             return
         state = _layer.AppState(monitor)
-        if not getattr(app, "_is_instrumented_by_opentelemetry", False):
+        if not _compat.instrumented_by_contrib(app):
             _prefer_stable_http_conventions()
             FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
                 app, tracer_provider=tracer_provider, meter_provider=meter_provider

@@ -1,0 +1,55 @@
+"""The one registry of fork hooks.
+
+A pre-forking server (gunicorn, ``uvicorn --workers``, multiprocessing's ``fork`` start method)
+copies the parent's memory into each worker, locks included: a lock another thread held at fork
+time stays held forever in the child, a serving thread does not exist there, a handle may point
+at the parent's pid. Each module that holds such state registers one plain function here with
+:func:`after_fork_in_child`; this module registers a single ``os.register_at_fork`` hook that
+runs them in registration order.
+
+One failing hook never stops the others: its error is reported through the guard (logged once,
+re-raised nowhere: the child must come up). Registration is explicit at import of the module
+that owns the state; hooks are never unregistered (they iterate weak sets of live owners).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Final
+
+Hook = Callable[[], None]
+
+_hooks: Final[list[Hook]] = []
+
+
+def after_fork_in_child(hook: Hook) -> Hook:
+    """Run ``hook()`` in every forked child, after the hooks registered before it.
+
+    Usable as a decorator; registering the same function twice runs it once.
+    """
+    if hook not in _hooks:
+        _hooks.append(hook)
+    return hook
+
+
+def run_child_hooks() -> None:
+    """Run every registered hook, each isolated from the others' failures (the os hook;
+    tests call it to simulate a fork without forking)."""
+    # Imported here: the guard registers a hook of its own, so it imports this module.
+    from otel_mlmon._guard import report_internal_error
+
+    for hook in list(_hooks):
+        try:
+            hook()
+        except Exception as exc:  # the child must come up whatever one hook does
+            report_internal_error(f"fork hook {getattr(hook, '__qualname__', hook)!s}", exc)
+
+
+def registered() -> tuple[Hook, ...]:
+    """The registered hooks, in the order they run."""
+    return tuple(_hooks)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=run_child_hooks)
