@@ -62,8 +62,8 @@ class _Fanout:
                 self._owners = [(r, c) for r, c in self._owners if r() is not None]
         # After every healthy owner reported: under strict mode the first failure is re-raised
         # here, when it can no longer hide the others' points.
-        for exc in failures:
-            internal_error(f"observable {self._name}", exc)
+        for failure in failures:
+            internal_error(f"observable {self._name}", failure)
 
 
 _lock = threading.Lock()
