@@ -7,13 +7,15 @@ at the parent's pid. Each module that holds such state registers one plain funct
 :func:`after_fork_in_child`; this module registers a single ``os.register_at_fork`` hook that
 runs them in registration order.
 
-One failing hook never stops the others: its error is reported through the guard (logged once,
-re-raised nowhere: the child must come up). Registration is explicit at import of the module
-that owns the state; hooks are never unregistered (they iterate weak sets of live owners).
+One failing hook never stops the others: its error is logged with its traceback and re-raised
+nowhere (the child must come up). This module sits below the guard, which registers a hook
+here. Registration is explicit at import of the module that owns the state; hooks are never
+unregistered (they iterate weak sets of live owners).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Final
@@ -21,6 +23,7 @@ from typing import Final
 Hook = Callable[[], None]
 
 _hooks: Final[list[Hook]] = []
+_logger: Final = logging.getLogger("otel_mlmon")
 
 
 def after_fork_in_child(hook: Hook) -> Hook:
@@ -36,14 +39,16 @@ def after_fork_in_child(hook: Hook) -> Hook:
 def run_child_hooks() -> None:
     """Run every registered hook, each isolated from the others' failures (the os hook;
     tests call it to simulate a fork without forking)."""
-    # Imported here: the guard registers a hook of its own, so it imports this module.
-    from otel_mlmon._guard import report_internal_error
-
     for hook in list(_hooks):
         try:
             hook()
-        except Exception as exc:  # the child must come up whatever one hook does
-            report_internal_error(f"fork hook {getattr(hook, '__qualname__', hook)!s}", exc)
+        except Exception:  # the child must come up whatever one hook does
+            _logger.warning(
+                "otel-mlmon: fork hook %s failed in process %d; the other hooks ran",
+                getattr(hook, "__qualname__", hook),
+                os.getpid(),
+                exc_info=True,
+            )
 
 
 def registered() -> tuple[Hook, ...]:
