@@ -11,7 +11,10 @@
             assert telemetry.metric_points("ml.model.predictions")
 
 Real SDK providers, an ``InMemoryMetricReader`` and an ``InMemorySpanExporter`` behind a
-``SimpleSpanProcessor``, nothing global touched.
+``SimpleSpanProcessor``, nothing global touched and nothing printed or served: pass
+``telemetry.providers`` to whatever takes ``tracer_provider=`` / ``meter_provider=``
+(``ModelMonitor``, ``instrument_fastapi``, ``instrument_flask``) and assert on what was
+recorded with :meth:`InMemoryTelemetry.total` and :meth:`InMemoryTelemetry.values_by`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+
+def _point_value(point: Any) -> float:
+    """What a point counts: a histogram's count, else its value."""
+    count = getattr(point, "count", None)
+    return float(count) if count is not None else float(point.value)
 
 
 class InMemoryTelemetry:
@@ -83,6 +92,33 @@ class InMemoryTelemetry:
     def attributes_of(point: Any) -> Mapping[str, Any]:
         """A data point's attributes as a plain dict."""
         return dict(point.attributes or {})
+
+    def total(self, name: str, **attributes: str) -> float:
+        """Collect now and add up metric ``name`` over the points carrying ``attributes``
+        (dots in attribute keys written as ``__``: ``ml__model__version="2"``): the sum of a
+        counter, the last value of a gauge, the count of a histogram. 0 if absent.
+
+        .. versionadded:: 0.2.0
+        """
+        wanted = {key.replace("__", "."): value for key, value in attributes.items()}
+        return sum(
+            _point_value(point)
+            for point in self.metric_points(name)
+            if wanted.items() <= self.attributes_of(point).items()
+        )
+
+    def values_by(self, name: str, key: str) -> dict[Any, float]:
+        """Collect now and return metric ``name`` added up by the value of attribute ``key``
+        (points without it are left out), as :meth:`total` adds them.
+
+        .. versionadded:: 0.2.0
+        """
+        values: dict[Any, float] = {}
+        for point in self.metric_points(name):
+            attributes = self.attributes_of(point)
+            if key in attributes:
+                values[attributes[key]] = values.get(attributes[key], 0) + _point_value(point)
+        return values
 
     def shutdown(self) -> None:
         """Shut the providers down."""
