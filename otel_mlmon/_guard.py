@@ -74,6 +74,11 @@ def warn_once(key: str, message: str, *args: object) -> None:
     _logger.warning(message, *args)
 
 
+#: Kinds of record a RateLimitFilter remembers, and the template length that tells them apart.
+_MAX_KINDS: Final = 1024
+_MAX_TEMPLATE_CHARS: Final = 256
+
+
 class RateLimitFilter(logging.Filter):
     """Let through one record per (logger, message template) per ``interval`` seconds.
 
@@ -92,13 +97,22 @@ class RateLimitFilter(logging.Filter):
         _filters.add(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.msg)
+        template = record.msg
+        if isinstance(template, str) and len(template) > _MAX_TEMPLATE_CHARS:
+            # A message formatted before logging (an f-string) can carry a client's data.
+            template = template[:_MAX_TEMPLATE_CHARS]
+        key = (record.name, template)
         now = record.created
         with self._lock:
             last = self._last.get(key)
             if last is not None and now - last < self.interval:
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return False
+            if last is None and len(self._last) >= _MAX_KINDS:
+                # Bounded memory when messages are not templates: forget the oldest kind.
+                oldest = next(iter(self._last))
+                del self._last[oldest]
+                self._suppressed.pop(oldest, None)
             self._last[key] = now
             suppressed = self._suppressed.pop(key, 0)
         if suppressed:

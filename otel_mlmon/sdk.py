@@ -62,6 +62,7 @@ from otel_mlmon.environment_variables import (
     OTEL_MLMON_PROMETHEUS,
 )
 from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.logs.redaction import ExceptionMessageRedactor
 from otel_mlmon.version import __version__
 
 _logger: Final = logging.getLogger("otel_mlmon")
@@ -740,6 +741,8 @@ def _build(
     else:
         choice, protocol = exporter_for("logs", "none")
         sdk_logger = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        # First: records are redacted before the exporting processor queues them.
+        sdk_logger.add_log_record_processor(ExceptionMessageRedactor())  # type: ignore[arg-type]
         exporter = batch_exporter("logs", choice, protocol, _log_exporter, ConsoleLogRecordExporter)
         if exporter is not None:
             sdk_logger.add_log_record_processor(

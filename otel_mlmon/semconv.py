@@ -9,7 +9,11 @@ lower-case, dot-separated, UCUM units, no unit and no ``_total`` in the name.
 
 Each metric has a ``create_<name>(meter)`` factory that fixes its instrument kind, unit,
 description and (for histograms) advisory bucket boundaries, so every call site creates it the
-same way.
+same way. The log events (:data:`EVENTS`: names, levels, fields, emitter) are catalogued here
+too, rendered in the same document.
+
+Longer than 400 lines because it is one table, kept in one place on purpose: every name a
+dashboard, a rule or a log query depends on, read top to bottom.
 """
 
 from __future__ import annotations
@@ -90,18 +94,107 @@ REJECTION_REASONS: Final[dict[str, str]] = {
     REJECT_RECORDED_TWICE: "A second record() on the same prediction.",
 }
 
-# --- log event names (the seed's vocabulary) ----------------------------------------------
+# --- log events -----------------------------------------------------------------------------
 
-EVENT_REQUEST_STARTED: Final = "request_started"
+#: Event names: the message of a record on the ``otel_mlmon.events`` logger, the body of its
+#: OTel log record. :data:`EVENTS` describes each.
 EVENT_REQUEST_COMPLETED: Final = "request_completed"
 EVENT_REQUEST_FAILED: Final = "request_failed"
 EVENT_PREDICTION_MADE: Final = "prediction_made"
 EVENT_MODEL_LOADED: Final = "model_loaded"
 EVENT_MODEL_UPDATED: Final = "model_updated"
 EVENT_DRIFT_DETECTED: Final = "drift_detected"
-EVENT_PERFORMANCE_UPDATED: Final = "performance_updated"
-EVENT_ERROR_OCCURRED: Final = "error_occurred"
-EVENT_SYSTEM_METRICS: Final = "system_metrics"
+
+# Reused from the OpenTelemetry HTTP and exception conventions, as event fields.
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One log event: its name, level, fields, the code that emits it, and when.
+
+    ``level`` is a standard-library level name in lower case (``info``, ``warning``,
+    ``error``); ``fields`` pairs each field key with what it holds. The correlation fields
+    (``trace_id``, ``span_id``, ``request_id``, ``service.name``) come on top.
+    """
+
+    name: str
+    level: str
+    fields: tuple[tuple[str, str], ...]
+    emitted_by: str
+    description: str
+
+
+_HTTP_FIELDS: Final = (
+    (HTTP_REQUEST_METHOD, "HTTP method"),
+    (HTTP_ROUTE, "route template, never the raw path; absent when no route matched"),
+)
+_MODEL_FIELDS: Final = (
+    (ML_MODEL_NAME, "model name"),
+    (ML_MODEL_VERSION, "model version"),
+)
+_EXCEPTION_FIELDS: Final = (
+    (EXCEPTION_TYPE, "exception class, fully qualified"),
+    (EXCEPTION_STACKTRACE, "the traceback; exception messages only when opted in"),
+    (EXCEPTION_MESSAGE, "only with record_exception_messages=True"),
+)
+
+#: Every log event otel-mlmon emits, in the order of the docs table. Each is emitted by the
+#: code named in ``emitted_by``, and a test runs that code and captures the event.
+EVENTS: Final[tuple[EventSpec, ...]] = (
+    EventSpec(EVENT_REQUEST_COMPLETED, "info",
+              (*_HTTP_FIELDS, (HTTP_RESPONSE_STATUS_CODE, "status code sent"),
+               ("duration_s", "seconds from the request to the end of the app's handling")),
+              "instrument_fastapi / instrument_flask, once per request",
+              "A request was answered without an unhandled exception (any status code)."),
+    EventSpec(EVENT_REQUEST_FAILED, "error",
+              (*_HTTP_FIELDS, (HTTP_RESPONSE_STATUS_CODE, "status code sent, if one was"),
+               (ERROR_TYPE, "exception class, fully qualified"),
+               ("duration_s", "seconds until the failure"), *_EXCEPTION_FIELDS),
+              "instrument_fastapi / instrument_flask, once per request",
+              "The app raised an unhandled exception: the one line that carries it."),
+    EventSpec(EVENT_PREDICTION_MADE, "info",
+              (*_MODEL_FIELDS, (ML_PREDICTION_ID, "joins a delayed label"),
+               ("prediction", "the predicted value (a list for a batch)"),
+               (ML_PREDICTION_CONFIDENCE, "confidence in [0, 1]"),
+               (ML_BATCH_SIZE, "rows in the call"),
+               ("duration_s", "seconds the prediction took"),
+               ("features", "the raw features: only with include_features=True")),
+              "otel_mlmon.logs.log_prediction(), called by the service",
+              "A prediction was made; sampled by sample_predictions."),
+    EventSpec(EVENT_MODEL_LOADED, "info",
+              (*_MODEL_FIELDS, (ML_MODEL_FRAMEWORK, "library the model comes from"),
+               ("metrics.<name>", "offline metrics of this version")),
+              "ModelMonitor.model_loaded()",
+              "A model version was loaded."),
+    EventSpec(EVENT_MODEL_UPDATED, "info",
+              ((ML_MODEL_NAME, "model name"), ("old_version", "version replaced"),
+               ("new_version", "version now served"), ("reason", "why, if given"),
+               ("metrics.<name>", "offline metrics of the new version")),
+              "ModelMonitor.update_model()",
+              "The served version changed."),
+    EventSpec(EVENT_DRIFT_DETECTED, "warning",
+              (*_MODEL_FIELDS, (ML_FEATURE_NAME, "feature, or _prediction"),
+               (ML_DRIFT_METHOD, "drift statistic"),
+               (ML_DRIFT_STATE, "drift, or no_drift (then at INFO)"),
+               ("score", "statistic of the live window"), ("threshold", "its threshold"),
+               ("samples", "rows in the live window")),
+              "ModelMonitor's drift processor, when a metric reader collects ml.drift.*",
+              "A feature went into drift, or (at INFO) back out of it."),
+)  # fmt: skip
+
+_EVENTS_BY_NAME: Final = {spec.name: spec for spec in EVENTS}
+
+
+def event_spec(name: str) -> EventSpec | None:
+    """The spec of event ``name``, or ``None`` for a name outside the catalogue."""
+    return _EVENTS_BY_NAME.get(name)
+
 
 # --- metric names ---------------------------------------------------------------------------
 

@@ -57,6 +57,17 @@ def render_rejections() -> str:
     return "\n".join(rows)
 
 
+def render_events() -> str:
+    rows = ["| Event | Level | Fields | Emitted by | When |", "|---|---|---|---|---|"]
+    for spec in semconv.EVENTS:
+        fields = "<br>".join(f"`{key}`: {text}" for key, text in spec.fields)
+        rows.append(
+            f"| `{spec.name}` | {spec.level.upper()} | {fields} | {spec.emitted_by} | "
+            f"{spec.description} |"
+        )
+    return "\n".join(rows)
+
+
 def _section(text: str, name: str) -> str:
     match = re.search(rf"<!-- {name}:start -->\n(.*?)\n<!-- {name}:end -->", text, re.S)
     assert match, f"docs/semantic-conventions.md lacks the {name} markers"
@@ -104,6 +115,19 @@ def test_docs_rejection_reasons_match_the_code() -> None:
     )
 
 
+def test_docs_event_table_matches_the_catalogue() -> None:
+    assert render_events() == _section(DOC.read_text(), "events"), (
+        "docs/semantic-conventions.md is out of date: run python tests/test_semconv.py"
+    )
+
+
+def test_event_names_are_the_event_constants_and_unique() -> None:
+    constants = {v for k, v in vars(semconv).items() if k.startswith("EVENT_")}
+    names = [spec.name for spec in semconv.EVENTS]
+    assert (constants, len(names)) == (set(names), len(set(names)))
+    assert {"info", "warning", "error"} >= {spec.level for spec in semconv.EVENTS}
+
+
 def test_attribute_keys_are_documented_once() -> None:
     keys = [a.key for a in semconv.ATTRIBUTES]
     assert len(keys) == len(set(keys))
@@ -146,5 +170,6 @@ if __name__ == "__main__":
     text = _replace(text, "metrics", render_metrics())
     text = _replace(text, "attributes", render_attributes())
     text = _replace(text, "rejections", render_rejections())
+    text = _replace(text, "events", render_events())
     DOC.write_text(text)
     sys.stdout.write(f"wrote {DOC}\n")

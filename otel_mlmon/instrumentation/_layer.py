@@ -9,12 +9,17 @@ another request.
 The scope lives in :mod:`otel_mlmon.context`, where ``ModelMonitor.predict`` finds it: a
 prediction made inside a request puts ``ml.model.name``, ``ml.model.version``, ``ml.model.task``
 and ``ml.prediction.id`` on that request's server span. Nothing of ``ModelMonitor`` is patched.
+
+At :func:`leave` the request is logged once: ``request_completed``, or ``request_failed`` with
+the exception when the app raised one (:mod:`otel_mlmon.logs.events`). The integrations tell
+the scope what they see (method, route template, status code, exception) on the way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextvars import Token
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
@@ -22,6 +27,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import Span
 
 from otel_mlmon import semconv
+from otel_mlmon._guard import guarded
 from otel_mlmon.context import (
     RequestScope,
     bind_request_id,
@@ -30,6 +36,7 @@ from otel_mlmon.context import (
     reset_request_id,
     reset_request_scope,
 )
+from otel_mlmon.logs.events import emit_event
 from otel_mlmon.request_id import resolve_request_id
 
 if TYPE_CHECKING:
@@ -40,6 +47,27 @@ URL_QUERY: Final = "url.query"
 
 #: Marker attribute set on an instrumented app; its value is the app's :class:`AppState`.
 MARKER: Final = "_otel_mlmon_instrumentation"
+
+#: Methods logged as they are; any other is ``_OTHER`` (OTel ``http.request.method``).
+KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+class Request(RequestScope):
+    """The :class:`~otel_mlmon.context.RequestScope` of one request, with what its end is
+    logged with; the integrations set ``method``, ``route`` (the template), ``status_code``
+    and ``error`` (an exception the app raised) as they learn them."""
+
+    __slots__ = ("error", "method", "route", "started", "status_code")
+
+    def __init__(self, span: Span, request_id: str, monitor: object | None) -> None:
+        super().__init__(span, request_id, monitor)
+        self.started = perf_counter()
+        self.method: str | None = None
+        self.route: str | None = None
+        self.status_code: int | None = None
+        self.error: BaseException | None = None
 
 
 class AppState:
@@ -59,7 +87,7 @@ def current_scope() -> RequestScope | None:
 
 def enter(
     incoming: str | bytes | None, monitor: ModelMonitor | None, *, span_known: bool = True
-) -> tuple[RequestScope, Token[RequestScope | None], Token[str | None]]:
+) -> tuple[Request, Token[RequestScope | None], Token[str | None]]:
     """Start the ML layer of one request: resolve its ID, bind it and the scope, and (unless
     ``span_known`` is false: the server span starts later, see :func:`attach_span`) tag the
     current span, the server span. Returns the scope and the tokens for :func:`leave`."""
@@ -67,7 +95,7 @@ def enter(
     span = trace_api.get_current_span() if span_known else trace_api.INVALID_SPAN
     if span.is_recording():
         span.set_attribute(semconv.ML_REQUEST_ID, request_id)
-    scope = RequestScope(span, request_id, monitor)
+    scope = Request(span, request_id, monitor)
     return scope, bind_request_scope(scope), bind_request_id(request_id)
 
 
@@ -81,9 +109,39 @@ def attach_span(span: Span) -> None:
 
 
 def leave(scope_token: Token[RequestScope | None], id_token: Token[str | None]) -> None:
-    """End the ML layer of one request: restore what was bound before :func:`enter`."""
-    reset_request_id(id_token)
-    reset_request_scope(scope_token)
+    """End the ML layer of one request: log its end (:func:`log_end`), then restore what
+    was bound before :func:`enter`."""
+    try:
+        scope = get_request_scope()
+        if isinstance(scope, Request):
+            log_end(scope)
+    finally:
+        reset_request_id(id_token)
+        reset_request_scope(scope_token)
+
+
+def log_end(request: Request) -> None:
+    """Log ``request_completed``, or ``request_failed`` with ``request.error``, inside the
+    server span (trace and span IDs) and the request (its ID). Never raises."""
+    with (
+        guarded("request events"),
+        trace_api.use_span(request.span, record_exception=False, set_status_on_exception=False),
+    ):
+        fields: dict[str, Any] = {}
+        if request.method is not None:
+            method = request.method.upper()
+            fields[semconv.HTTP_REQUEST_METHOD] = method if method in KNOWN_METHODS else "_OTHER"
+        if request.route is not None:
+            fields[semconv.HTTP_ROUTE] = request.route
+        if request.status_code is not None:
+            fields[semconv.HTTP_RESPONSE_STATUS_CODE] = request.status_code
+        fields["duration_s"] = round(perf_counter() - request.started, 6)
+        error = request.error
+        if error is None:
+            emit_event(semconv.EVENT_REQUEST_COMPLETED, **fields)
+        else:
+            fields[semconv.ERROR_TYPE] = semconv.error_type(type(error))
+            emit_event(semconv.EVENT_REQUEST_FAILED, exc_info=error, **fields)
 
 
 def instrumented_subclass(

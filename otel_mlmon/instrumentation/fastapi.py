@@ -78,6 +78,7 @@ class MLRequestMiddleware:
                     incoming = value
                     break
             request, scope_token, id_token = _layer.enter(incoming, self.monitor)
+            request.method = scope.get("method")
             header = (_HEADER, request.request_id.encode("ascii"))
             _layer.redact_query(request.span, scope.get("query_string", b""))
         except Exception as exc:
@@ -87,6 +88,7 @@ class MLRequestMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                request.status_code = message.get("status")
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
                 headers.append(header)
                 message = {**message, "headers": headers}
@@ -94,7 +96,12 @@ class MLRequestMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            request.error = exc
+            raise
         finally:
+            # Starlette's router puts the matched route into the scope.
+            request.route = getattr(scope.get("route"), "path", None)
             _layer.leave(scope_token, id_token)
 
 

@@ -71,12 +71,15 @@ def _wrap_wsgi(
             request, scope_token, id_token = _layer.enter(
                 environ.get(_ENVIRON_KEY), monitor, span_known=False
             )
+            request.method = environ.get("REQUEST_METHOD")
             header = (HEADER, request.request_id)
         except Exception as exc:
             internal_error("Flask request layer", exc)
             return wsgi_app(environ, start_response)
 
         def start_response_with_id(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            code = status.split(" ", 1)[0]
+            request.status_code = int(code) if code.isdigit() else None
             headers = [(k, v) for k, v in headers if k.lower() != _HEADER_LOWER]
             headers.append(header)
             return start_response(status, headers, *args)
@@ -95,6 +98,9 @@ def _before_request() -> None:
         span = trace_api.get_current_span()
         _layer.attach_span(span)
         _layer.redact_query(span, flask.request.query_string)
+        scope = _layer.current_scope()
+        if isinstance(scope, _layer.Request) and flask.request.url_rule is not None:
+            scope.route = flask.request.url_rule.rule
     except Exception as exc:
         internal_error("Flask before_request", exc)
 
@@ -106,6 +112,8 @@ def _teardown_request(exc: BaseException | None) -> None:
         scope = _layer.current_scope()
         if scope is not None:
             _layer.set_error_type(scope.span, exc)
+        if isinstance(scope, _layer.Request):
+            scope.error = exc
     except Exception as error:
         internal_error("Flask teardown_request", error)
 

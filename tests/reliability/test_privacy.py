@@ -3,7 +3,9 @@ are searched for in every exported signal (spans, metric attributes, log records
 and in the bytes a real OTLP receiver gets; with the logging bridge on, in the rendered JSON
 lines and the exported log records of the request and prediction events too; and through an
 instrumented FastAPI app, with sentinels in the request body, the query string and a header.
-Only an explicit opt-in (include_features=True) logs features, and then it does.
+Only an explicit opt-in (include_features=True) logs features, and then it does. An exception
+message carrying the request body leaves through none of the records FastAPI, Starlette and
+uvicorn make of an unhandled exception, served by a real uvicorn through configure().
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import io
 import logging
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,42 +161,34 @@ def test_otlp_over_tls_trusts_the_ca_from_the_environment(
         server.close()
 
 
+@contextmanager
+def _logging_restored() -> Iterator[None]:
+    """What configure_logging() (directly or through configure()) installs, undone after."""
+    try:
+        yield
+    finally:
+        logs.unconfigure_logging()
+
+
 @pytest.fixture
 def logging_on(telemetry: InMemoryTelemetry) -> Iterator[io.StringIO]:
-    """configure_logging() onto the in-memory providers, JSON lines into a buffer; the
-    process-wide logging and structlog state is restored afterwards."""
-    import structlog
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    structlog.reset_defaults()
-    out = io.StringIO()
-    logs.configure_logging(logger_provider=telemetry.logger_provider, stream=out)
-    yield out
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    structlog.reset_defaults()
-    logs._our_processors = None
-    logs._Service.name = None
-    logs._settings.sample_predictions = 1.0
-    logs._settings.include_features = False
+    """configure_logging() onto the in-memory providers, JSON lines into a buffer."""
+    with _logging_restored():
+        out = io.StringIO()
+        logs.configure_logging(logger_provider=telemetry.logger_provider, stream=out)
+        yield out
 
 
 def _log_events(monitor: ModelMonitor) -> None:
     """The request and prediction events around every recording path, as a service logs them."""
-    logs.log_event(semconv.EVENT_REQUEST_STARTED, **{"http.request.method": "POST",
-                                                     "http.route": "/predict"})  # fmt: skip
     for features in _features():
         with monitor.predict(features=features) as p:
             p.record("approved", 0.75)
             logs.log_prediction("approved", confidence=0.75, prediction_id=p.id,
                                 features=features)  # fmt: skip
         monitor.record_label(p.id, LABEL)
-    logs.log_event(semconv.EVENT_REQUEST_COMPLETED, **{"http.request.method": "POST",
-                   "http.route": "/predict", "http.response.status_code": 200})  # fmt: skip
+    logs.emit_event(semconv.EVENT_REQUEST_COMPLETED, **{"http.request.method": "POST",
+                    "http.route": "/predict", "http.response.status_code": 200})  # fmt: skip
 
 
 def test_with_logging_on_features_and_labels_appear_in_no_line_or_record(
@@ -265,7 +261,6 @@ def _serve_with_sentinels(telemetry: InMemoryTelemetry, rendered: io.StringIO) -
     @app.post("/predict/{model}")
     async def predict(model: str, request: Request) -> dict[str, Any]:
         payload = await request.json()
-        logs.log_event(semconv.EVENT_REQUEST_STARTED, **{"http.route": "/predict/{model}"})
         with monitor.predict(features=payload["features"]) as p:
             p.record("approved", 0.75)
             logs.log_prediction("approved", prediction_id=p.id, features=payload["features"])
@@ -286,7 +281,8 @@ def _serve_with_sentinels(telemetry: InMemoryTelemetry, rendered: io.StringIO) -
     finally:
         uninstrument_fastapi(app)
     text = rendered.getvalue() + _in_memory_text(telemetry)
-    assert "served" in text and "/predict/{model}" in text  # the search sees the request
+    # The search sees the request: the app's line and the layer's request_completed.
+    assert "served" in text and "/predict/{model}" in text and "request_completed" in text
     return text
 
 
@@ -303,3 +299,85 @@ def test_a_sentinel_in_the_query_string_leaves_no_trace_through_fastapi(
 ) -> None:
     text = _serve_with_sentinels(telemetry, logging_on)
     assert QUERY_SENTINEL not in text
+
+
+# --- exception messages through the frameworks' and the server's records -------------------
+
+
+@contextmanager
+def _uvicorn(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on a free port (its loggers left to the root
+    logger, as with ``log_config=None``); yields the base URL."""
+    import time
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+@pytest.mark.parametrize("instrumented", [True, False], ids=["instrumented", "plain-fastapi"])
+def test_an_exception_message_carrying_the_request_leaves_through_no_framework_record(
+    otlp_http: OtlpHttpServer,
+    otel_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    instrumented: bool,
+) -> None:
+    import httpx
+
+    for name in ("uvicorn", "uvicorn.error"):  # as a fresh process with log_config=None has them
+        otel_env.setattr(logging.getLogger(name), "handlers", [])
+        otel_env.setattr(logging.getLogger(name), "propagate", True)
+    with _logging_restored():
+        telemetry = otel_mlmon.configure(
+            otlp_endpoint=otlp_http.endpoint,
+            set_global=False,
+            prometheus=False,
+            gpu_metrics=False,
+            process_metrics=False,
+            handle_sigterm=False,
+        )
+        app = FastAPI(
+            telemetry={
+                "operation_spans": False,
+                "tracer_provider": telemetry.tracer_provider,
+                "meter_provider": telemetry.meter_provider,
+                "logger_provider": telemetry.logger_provider,
+            }
+        )
+
+        @app.post("/score")
+        async def score(request: Request) -> None:
+            raise ValueError(f"could not convert string to float: {(await request.body())!r}")
+
+        if instrumented:
+            instrument_fastapi(app, tracer_provider=telemetry.tracer_provider)
+        try:
+            with _uvicorn(app) as base:
+                assert 500 == httpx.post(f"{base}/score", content=FEATURE.encode()).status_code
+        finally:
+            if instrumented:
+                uninstrument_fastapi(app)
+            assert telemetry.shutdown()
+    rendered = capsys.readouterr().out
+    received = b"".join(
+        message.SerializeToString()
+        for messages in otlp_http.receiver.requests.values()
+        for message in messages
+    )
+    # The exception is there (its type on a line and on records), its message is not.
+    assert '"exception.type": "ValueError"' in rendered
+    assert b"Unhandled exception in FastAPI request" in received
+    assert FEATURE not in rendered
+    assert FEATURE.encode() not in received

@@ -1,9 +1,15 @@
-"""The rate limit on the exporters' loggers: the first record of a kind passes, repeats within
-the interval are held back and counted, and the next one let through says how many."""
+"""The rate limits on library loggers: the exporters' (a filter on their loggers) and the
+logging bridge's (records of the SDK, propagators and servers' error loggers, whatever their
+source); the first record of a kind passes, repeats within the interval are held back and
+counted, and the next one let through says how many. A hostile ``baggage`` header sent again
+and again makes one short line."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,6 +31,14 @@ def test_repeats_within_the_interval_are_held_back_and_reported_later() -> None:
     assert limit.filter(later)
     assert "export failed %s (3 similar messages suppressed)" == later.msg
     assert 0 == limit.suppressed()
+
+
+def test_a_formatted_message_cannot_grow_the_filter_without_bound() -> None:
+    limit = RateLimitFilter(interval=60.0)
+    for i in range(5_000):
+        limit.filter(_record(f"header {i} " + "x" * 10_000, 0.0))
+    assert len(limit._last) <= 1024
+    assert all(len(str(template)) <= 256 for _, template in limit._last)
 
 
 def test_different_messages_and_loggers_are_limited_separately() -> None:
@@ -54,3 +68,55 @@ def test_configure_puts_the_limit_on_the_exporters_loggers(
         assert 1 == len(caplog.records)
     finally:
         telemetry.shutdown()
+
+
+@pytest.fixture
+def bridge_output(otel_env: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """configure_logging() rendering into a buffer, without export; undone afterwards."""
+    from otel_mlmon.logs import configure_logging, unconfigure_logging
+
+    out = io.StringIO()
+    configure_logging(stream=out, export=False)
+    yield out
+    unconfigure_logging()
+
+
+def test_a_hostile_baggage_header_sent_50_times_makes_one_short_line(
+    bridge_output: io.StringIO,
+) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from otel_mlmon.instrumentation import instrument_fastapi, uninstrument_fastapi
+    from otel_mlmon.logs import bridge_counts
+    from otel_mlmon.testing import InMemoryTelemetry
+
+    with InMemoryTelemetry() as telemetry:
+        app = FastAPI(telemetry={"operation_spans": False, **telemetry.providers})
+
+        @app.get("/health")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        instrument_fastapi(app)
+        before = bridge_counts()
+
+        async def hostile() -> list[int]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                baggage = {"baggage": "k" * 60_000 + "=v"}
+                return [
+                    (await client.get("/health", headers=baggage)).status_code for _ in range(50)
+                ]
+
+        try:
+            assert [200] * 50 == asyncio.run(hostile())
+        finally:
+            uninstrument_fastapi(app)
+    after = bridge_counts()
+    baggage_lines = [
+        line for line in bridge_output.getvalue().splitlines() if "opentelemetry.baggage" in line
+    ]
+    assert 1 == len(baggage_lines)
+    assert len(baggage_lines[0]) < 2_048
+    assert 49 == after.suppressed - before.suppressed
