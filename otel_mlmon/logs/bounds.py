@@ -12,7 +12,8 @@ bridge is therefore bounded:
 - ANSI escape sequences are taken out of messages;
 - records of the loggers in :data:`RATE_LIMITED_LOGGERS` (diagnostics that a client or a failing
   backend can trigger at will) pass once per logger and message template per
-  :data:`RATE_LIMIT_INTERVAL_S`; the next one that passes says how many were held back.
+  :data:`RATE_LIMIT_INTERVAL_S`; the next one that passes says how many were held back. A
+  server's record of an application's exception is not held back.
 
 What is cut or held back is counted (:func:`counts`), never raised.
 """
@@ -141,8 +142,9 @@ def bound_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 
 class LibraryRateLimit(logging.Filter):
     """A handler filter: records of :data:`RATE_LIMITED_LOGGERS` pass once per logger and
-    message template per interval (through :class:`otel_mlmon._guard.RateLimitFilter`);
-    every other record passes untouched."""
+    message template per interval (through :class:`otel_mlmon._guard.RateLimitFilter`),
+    except a server's record of an application's exception; every other record passes
+    untouched."""
 
     def __init__(self, interval: float = RATE_LIMIT_INTERVAL_S) -> None:
         super().__init__()
@@ -151,6 +153,10 @@ class LibraryRateLimit(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         name = record.name
         if not any(name == n or name.startswith(n + ".") for n in RATE_LIMITED_LOGGERS):
+            return True
+        if record.exc_info and not name.startswith("opentelemetry"):
+            # A server's record of the application's exception: each one is a failure of its
+            # own (an instrumented app's request_failed carries it, and this record is dropped).
             return True
         if self._limit.filter(record):
             return True

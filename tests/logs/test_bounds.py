@@ -52,8 +52,13 @@ def test_held_back_records_are_reported_by_the_next_one_that_passes() -> None:
     later = record("opentelemetry.baggage", 61.0)
     assert [True, False, False, True] == [*passed, limit.filter(later)]
     assert "bad header %s (2 similar messages suppressed)" == later.msg
-    # An application's own logger is never rate-limited, however often it repeats itself.
+    # An application's own logger is never rate-limited, however often it repeats itself,
+    # nor a server's record of an application's exception.
     assert all(limit.filter(record("app.requests", 0.0)) for _ in range(10))
+    failures = [record("uvicorn.error", 0.0) for _ in range(3)]
+    for failure in failures:
+        failure.exc_info = (ValueError, ValueError(), None)
+    assert [True] * 3 == [limit.filter(failure) for failure in failures]
 
 
 def test_a_long_message_and_long_fields_are_cut(stream: io.StringIO) -> None:
