@@ -1,7 +1,8 @@
-"""The files of the bundled stack, and what the tests derive from them: the Prometheus names the
-collector gives otel-mlmon's metrics, and the PromQL of the dashboard and the alert rules.
+"""The files of the bundled stack, and what the tests derive from them: the layout
+docker-compose.yml mounts them in, the Prometheus names of otel-mlmon's metrics, and the PromQL
+of the dashboard and the alert rules.
 
-Shared by the static checks in this folder and by the end-to-end test in ``tests/e2e``.
+Shared by the static checks in this folder and by the end-to-end tests in ``tests/e2e``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,8 +25,11 @@ OTELCOL_CONFIG: Final = COLLECTOR / "otelcol-config.yaml"
 OTELCOL_DEBUG_OVERLAY: Final = COLLECTOR / "otelcol-debug.yaml"
 OTELCOL_MODULE: Final = COLLECTOR / "otelcol-mlmon"
 PROMETHEUS_CONFIG: Final = COLLECTOR / "prometheus" / "prometheus.yml"
-RULES: Final = COLLECTOR / "prometheus" / "rules" / "otel-mlmon-alerts.yml"
-RULES_TEST: Final = COLLECTOR / "prometheus" / "rules" / "otel-mlmon-alerts.test.yml"
+#: Alerting and recording rules (``*.rules.yml``, what Prometheus loads) and their promtool unit
+#: tests (``*.test.yml``) side by side, as the monitoring mixins keep them.
+RULES_DIR: Final = COLLECTOR / "prometheus" / "rules"
+RULES_GLOB: Final = "*.rules.yml"
+RULE_TESTS_GLOB: Final = "*.test.yml"
 ALERTMANAGER_CONFIG: Final = COLLECTOR / "alertmanager" / "alertmanager.yml"
 DATASOURCES: Final = COLLECTOR / "grafana" / "provisioning" / "datasources" / "datasources.yml"
 DASHBOARD_PROVIDER: Final = COLLECTOR / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
@@ -41,6 +47,91 @@ def cache_bin() -> Path:
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+def rule_files() -> list[Path]:
+    """Every rules file of the repo (``collector/prometheus/rules/*.rules.yml``)."""
+    return sorted(RULES_DIR.glob(RULES_GLOB))
+
+
+def rule_test_files() -> list[Path]:
+    """Every promtool unit-test file of the repo (``collector/prometheus/rules/*.test.yml``)."""
+    return sorted(RULES_DIR.glob(RULE_TESTS_GLOB))
+
+
+# --- the layout docker-compose.yml mounts ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One volume of a compose service: a repo path (bind mount) or a named volume."""
+
+    source: str
+    target: str
+
+    @property
+    def repo_path(self) -> Path | None:
+        """The repo file or folder of a bind mount; None for a named volume."""
+        return REPO / self.source if self.source.startswith(".") else None
+
+
+def compose_service(name: str) -> dict[str, Any]:
+    return load_yaml(COMPOSE)["services"][name]  # type: ignore[no-any-return]
+
+
+def mounts(service: str) -> list[Mount]:
+    """The volumes of a compose service, short (``src:dst[:mode]``) or long syntax."""
+    found = []
+    for volume in compose_service(service).get("volumes", []):
+        if isinstance(volume, dict):
+            found.append(Mount(str(volume["source"]), str(volume["target"])))
+        else:
+            source, target = volume.split(":")[:2]
+            found.append(Mount(source, target))
+    return found
+
+
+def in_container(root: Path, path: str) -> Path:
+    """Where the container path ``path`` lies in a layout reproduced under ``root``."""
+    return root / path.lstrip("/")
+
+
+def reproduce_mounts(service: str, root: Path) -> None:
+    """Lay out under ``root`` what the container of ``service`` sees: each bind-mounted repo
+    file or folder copied to its container path, each named volume an empty folder."""
+    for mount in mounts(service):
+        target = in_container(root, mount.target)
+        source = mount.repo_path
+        if source is None:
+            target.mkdir(parents=True, exist_ok=True)
+        elif source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def compose_command(service: str, root: Path) -> list[str]:
+    """The ``command`` of a compose service with every container path placed under ``root``
+    (``--config.file=/etc/prometheus/prometheus.yml`` -> ``--config.file=<root>/etc/...``)."""
+    args = []
+    for arg in compose_service(service).get("command", []):
+        flag, equals, value = arg.partition("=")
+        if equals and value.startswith("/"):
+            args.append(f"{flag}={in_container(root, value)}")
+        elif arg.startswith("/"):
+            args.append(str(in_container(root, arg)))
+        else:
+            args.append(arg)
+    return args
+
+
+def command_flag(command: list[str], flag: str) -> str:
+    """The value of ``--flag=value`` in a command line (KeyError when absent)."""
+    for arg in command:
+        if arg.startswith(f"{flag}="):
+            return arg.split("=", 1)[1]
+    raise KeyError(f"{flag} is not in {command}")
 
 
 # --- Prometheus names ------------------------------------------------------------------------
@@ -156,14 +247,19 @@ def dashboard_expressions(dashboard: dict[str, Any] | None = None) -> list[tuple
     return found
 
 
-def rule_expressions() -> list[tuple[str, str]]:
-    """``(alert, expr)`` for every rule of the alerting rules file."""
-    rules = load_yaml(RULES)
+def rules() -> list[dict[str, Any]]:
+    """Every rule of every rules file."""
     return [
-        (rule.get("alert") or rule.get("record"), rule["expr"])
-        for group in rules["groups"]
+        rule
+        for path in rule_files()
+        for group in load_yaml(path)["groups"]
         for rule in group["rules"]
     ]
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    """``(alert or record, expr)`` for every rule of every rules file."""
+    return [(rule.get("alert") or rule["record"], rule["expr"]) for rule in rules()]
 
 
 def substitute_grafana_variables(expr: str, variables: dict[str, str]) -> str:

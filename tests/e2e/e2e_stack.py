@@ -41,8 +41,8 @@ from stack_files import (
     OTELCOL_CONFIG,
     PROMETHEUS_CONFIG,
     REPO,
-    RULES,
     cache_bin,
+    rule_files,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -190,7 +190,7 @@ def _prometheus_config(exporter: str, collector_metrics: str) -> dict[str, Any]:
     """The bundled prometheus.yml with loopback targets, a 1 s scrape and the repo's rules."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(RULES)]
+    config["rule_files"] = [str(path) for path in rule_files()]
     config.pop("alerting", None)  # no Alertmanager here
     targets = {"otel-collector": exporter, "otel-collector-self": collector_metrics}
     for job in config["scrape_configs"]:
