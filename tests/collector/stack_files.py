@@ -134,34 +134,47 @@ def command_flag(command: list[str], flag: str) -> str:
     raise KeyError(f"{flag} is not in {command}")
 
 
-# --- Prometheus names ------------------------------------------------------------------------
+# --- Prometheus names: one set on both paths ---------------------------------------------------
 
-#: UCUM units the collector's prometheus exporter spells out as a name suffix
-#: (translation_strategy UnderscoreEscapingWithSuffixes); units in braces add nothing.
+#: UCUM units spelled out as a name suffix by both exporters; units in braces add nothing.
 _UNIT_SUFFIXES: Final = {"s": "seconds", "By": "bytes", "Cel": "celsius", "W": "watts"}
 
-#: The process.* gauges of opentelemetry-instrumentation-system-metrics as they arrive through
-#: the collector (checked against the real pipeline by the end-to-end test).
-PROCESS_METRIC_NAMES: Final = frozenset({
-    "process_cpu_utilization_ratio",
-    "process_memory_usage_bytes",
-    "process_memory_virtual_bytes",
-    "process_thread_count",
-    "process_open_file_descriptor_count",
+#: The process.* gauges of opentelemetry-instrumentation-system-metrics in Prometheus, two of
+#: them under the names configure()'s default Views give them (otel_mlmon.resources
+#: PROCESS_METRIC_RENAMES), by their OpenTelemetry names.
+PROCESS_METRICS: Final = {
+    "process_cpu_utilization": "process.cpu.utilization",
+    "process_memory_usage_bytes": "process.memory.usage",
+    "process_memory_virtual_bytes": "process.memory.virtual",
+    "process_threads": "process.threads",
+    "process_open_file_descriptors": "process.open_file_descriptors",
+}
+PROCESS_METRIC_NAMES: Final = frozenset(PROCESS_METRICS)
+
+#: The web frameworks' own HTTP server metrics (FastAPI's native telemetry, Flask's contrib
+#: instrumentation), with the attributes of the stable HTTP conventions.
+HTTP_SERVER_DURATION: Final = "http_server_request_duration_seconds"
+HTTP_SERVER_ACTIVE_REQUESTS: Final = "http_server_active_requests"
+HTTP_LABELS: Final = frozenset({
+    "http_request_method", "http_route", "http_response_status_code", "error_type",
+    "url_scheme", "network_protocol_name", "network_protocol_version",
 })  # fmt: skip
+
+#: Gauges of unit 1 outside the conventions table: the collector's exporter names them
+#: ``..._ratio`` too.
+_OTHER_RATIO_GAUGES: Final = frozenset({"process_cpu_utilization"})
 
 
 def prometheus_name(spec: semconv.MetricSpec) -> str:
-    """The name the collector's prometheus exporter gives a metric of the conventions.
+    """The Prometheus name of a metric of the conventions, the same on both paths.
 
-    Dots become underscores; a unit becomes a suffix (``_seconds``, ``_bytes``, ...), unit
-    ``1`` becomes ``_ratio`` on gauges only; counters end in ``_total``. A histogram's series
-    add ``_bucket``, ``_sum`` and ``_count`` to this name.
+    Dots become underscores; a unit becomes a suffix (``_seconds``, ``_bytes``, ...); counters
+    end in ``_total``. A histogram's series add ``_bucket``, ``_sum`` and ``_count``. Unit ``1``
+    adds nothing: the SDK's embedded exporter adds no ``_ratio``, and on the collector path
+    Prometheus drops the one the collector's exporter appends to gauges (:func:`ratio_gauges`).
     """
     name = spec.name.replace(".", "_")
     suffix = _UNIT_SUFFIXES.get(spec.unit)
-    if spec.unit == "1" and spec.instrument == "ObservableGauge":
-        suffix = "ratio"
     if suffix and not name.endswith(f"_{suffix}"):
         name = f"{name}_{suffix}"
     if spec.instrument in ("Counter", "ObservableCounter"):  # monotonic sums
@@ -169,8 +182,17 @@ def prometheus_name(spec: semconv.MetricSpec) -> str:
     return name
 
 
+def ratio_gauges() -> frozenset[str]:
+    """The gauges of unit 1 (true ratios): ``<name>_ratio`` out of the collector's exporter,
+    renamed to ``<name>`` by the collector job's metric_relabel_configs in prometheus.yml."""
+    ours = {prometheus_name(spec) for spec in semconv.METRICS
+            if spec.unit == "1" and spec.instrument == "ObservableGauge"}  # fmt: skip
+    return frozenset(ours | _OTHER_RATIO_GAUGES)
+
+
 def known_series_names() -> dict[str, str]:
-    """Every series name the SDK's metrics can produce, mapped to its metric's name."""
+    """Every series name of otel-mlmon's metrics, the process gauges and the HTTP server
+    histogram, mapped to its OpenTelemetry metric's name."""
     names: dict[str, str] = {}
     for spec in semconv.METRICS:
         base = prometheus_name(spec)
@@ -179,27 +201,25 @@ def known_series_names() -> dict[str, str]:
                 names[base + part] = spec.name
         else:
             names[base] = spec.name
-    for name in PROCESS_METRIC_NAMES:
-        names[name] = name.rsplit("_", 1)[0].replace("_", ".")
+    names.update(PROCESS_METRICS)
+    for part in ("_bucket", "_sum", "_count"):
+        names[HTTP_SERVER_DURATION + part] = "http.server.request.duration"
+    names[HTTP_SERVER_ACTIVE_REQUESTS] = "http.server.active_requests"
     return names
 
 
-#: Labels every series of the collector path carries besides its metric's attributes: the
-#: resource attributes of resource_constant_labels (collector/otelcol-config.yaml), job and
-#: instance (service.name, service.instance.id), and the histogram bucket bound.
-RESOURCE_LABELS: Final = frozenset({
-    "service_name", "service_namespace", "service_version", "deployment_environment_name",
-    "job", "instance", "le",
-})  # fmt: skip
+#: Labels of every series on both paths besides its metric's attributes: job (the service) and
+#: instance (the process), and the histogram bucket bound.
+SCRAPE_LABELS: Final = frozenset({"job", "instance", "le"})
 
-_METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process)_[a-z0-9_]+)\b")
+_METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process|http)_[a-z0-9_]+)\b")
 _SELECTOR: Final = re.compile(r"\{([^{}]*)\}")
 _GROUPING: Final = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)")
 _MATCHER_LABEL: Final = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 
 
 def metric_names(expr: str) -> set[str]:
-    """The otel-mlmon series names (``ml_*``, ``hw_*``, ``process_*``) a PromQL expression reads."""
+    """The series names (``ml_*``, ``hw_*``, ``process_*``, ``http_*``) an expression reads."""
     bare = _GROUPING.sub("", _SELECTOR.sub("", expr))
     return {match.group(1) for match in _METRIC_TOKEN.finditer(bare)}
 
@@ -215,8 +235,9 @@ def label_names(expr: str) -> set[str]:
 
 
 def known_label_names() -> set[str]:
-    """Every label a series of the collector path can carry."""
-    return {spec.key.replace(".", "_") for spec in semconv.ATTRIBUTES} | set(RESOURCE_LABELS)
+    """Every label a series of either path can carry."""
+    attributes = {spec.key.replace(".", "_") for spec in semconv.ATTRIBUTES}
+    return attributes | HTTP_LABELS | SCRAPE_LABELS
 
 
 # --- PromQL of the dashboard and the rules -----------------------------------------------------
