@@ -80,3 +80,7 @@ def test_no_resource_attribute_becomes_a_label_but_job_and_instance() -> None:
     # The embedded endpoint's series carry none either: one set of label names on both paths.
     exporter = _config()["exporters"]["prometheus"]
     assert not {"resource_constant_labels", "resource_to_telemetry_conversion"} & set(exporter)
+
+
+def test_the_prometheus_exporter_serves_openmetrics_with_exemplars() -> None:
+    assert _config()["exporters"]["prometheus"]["enable_open_metrics"] is True

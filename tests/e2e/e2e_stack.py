@@ -62,8 +62,9 @@ EXAMPLE = REPO / "examples" / "fastapi_app.py"
 TIMEOUT_S = 60.0
 #: Prometheus' scrape and rule evaluation interval in the tests (15 s in docker-compose.yml).
 SCRAPE_INTERVAL = "1s"
-#: The example's metric export interval on the collector path.
-EXPORT_INTERVAL_MS = "1000"
+#: The example's metric export interval on the collector path: above the scrape interval, so
+#: that every exemplar, on the collector's endpoint from one export to the next, is scraped.
+EXPORT_INTERVAL_MS = "2000"
 
 T = TypeVar("T")
 
@@ -138,6 +139,14 @@ class Prometheus:
         result = self.promql(expr)
         values = [item["value"][1] for item in result if "value" in item]
         return any(not math.isnan(float(value)) for value in values)
+
+    def exemplars(self, expr: str, since: float) -> list[dict[str, Any]]:
+        """``/api/v1/query_exemplars``: per series, its exemplars from ``since`` until now."""
+        answer = http_get(f"{self.url}/api/v1/query_exemplars", {
+            "query": expr, "start": f"{since:.3f}", "end": f"{time.time() + 1:.3f}",
+        })  # fmt: skip
+        assert answer["status"] == "success", answer
+        return answer["data"]  # type: ignore[no-any-return]
 
     def series(self, selector: str) -> dict[str, set[str]]:
         """Series name -> the union of its series' label names, for every series ``selector``

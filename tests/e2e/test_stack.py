@@ -5,11 +5,12 @@ that Prometheus. The programs are real (see e2e_stack.py); nothing is faked."""
 from __future__ import annotations
 
 import subprocess
+import urllib.error
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_stack import Stack, eventually
+from e2e_stack import Stack, eventually, http_get
 from stack_files import (
     OTELCOL_CONFIG,
     OTELCOL_DEBUG_OVERLAY,
@@ -209,3 +210,63 @@ def test_log_store_returns_the_requests_log_record_by_trace_id(
         )
         for r in records
     ]
+
+
+# --- exemplars ---------------------------------------------------------------------------------
+
+
+def _exemplar_traces(stack: Stack, metric: str, traffic: dict[str, Any]) -> dict[str, set[str]]:
+    """``{"ok": ..., "failed": ...}``: the trace IDs of the exemplars on the series of ``metric``
+    of the example's job, split by whether the series counts failures (``error_type``, or an
+    HTTP 5xx status)."""
+    found: dict[str, set[str]] = {"ok": set(), "failed": set()}
+    selector = f'{metric}{{job="{traffic["service_name"]}"}}'
+    for series in stack.prometheus.exemplars(selector, traffic["started_at"]):
+        labels = series["seriesLabels"]
+        failed = "error_type" in labels or labels.get("http_response_status_code", "")[:1] == "5"
+        found["failed" if failed else "ok"].update(
+            exemplar["labels"]["trace_id"] for exemplar in series["exemplars"]
+        )
+    return found if found["ok"] | found["failed"] else {}
+
+
+@pytest.mark.parametrize("histogram", [
+    "ml_model_prediction_duration_seconds_bucket", "http_server_request_duration_seconds_bucket",
+])  # fmt: skip
+def test_latency_exemplars_lead_to_traces_in_jaeger_the_slow_and_the_failed_among_them(
+    stack: Stack, traffic: dict[str, Any], histogram: str
+) -> None:
+    # The SDK keeps, per series and bucket, the last sampled measurement of each export
+    # interval: the last slow call (alone above 0.5 s) and the last failed call (no later one
+    # on its series) are exemplars for sure; earlier ones may have been replaced.
+    found = eventually(lambda: _exemplar_traces(stack, histogram, traffic),
+                       f"exemplars of {histogram}")  # fmt: skip
+    assert traffic["slow_trace_ids"][-1] in found["ok"]
+    assert traffic["error_trace_ids"][-1] in found["failed"]
+    assert found["failed"] <= set(traffic["error_trace_ids"])
+    missing = []
+    for trace_id in sorted(found["ok"] | found["failed"]):
+        try:
+            stack.jaeger_trace(trace_id)
+        except urllib.error.HTTPError:
+            missing.append(trace_id)
+    assert missing == []
+
+
+def test_error_counter_exemplars_are_failed_calls(stack: Stack, traffic: dict[str, Any]) -> None:
+    # The errors panels' exemplars: ml.model.errors is a counter, its exemplars the traces of
+    # failed predict calls only (a counter keeps a random one of each export interval).
+    found = eventually(
+        lambda: _exemplar_traces(stack, "ml_model_errors_total", traffic), "error exemplars"
+    )
+    assert (set(), True) == (found["ok"], found["failed"] <= set(traffic["error_trace_ids"]))
+
+
+# --- Prometheus as compose runs it -------------------------------------------------------------
+
+
+def test_prometheus_runs_with_exemplar_storage_as_compose_starts_it(
+    stack: Stack, traffic: dict[str, Any]
+) -> None:
+    flags = http_get(f"{stack.prometheus.url}/api/v1/status/flags")["data"]
+    assert "exemplar-storage" == flags["enable-feature"]
