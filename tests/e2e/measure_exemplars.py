@@ -32,6 +32,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collector"))
 
+from e2e_stack import free_port
 from stack_files import (
     cache_bin,
     command_flag,
@@ -41,14 +42,6 @@ from stack_files import (
 )
 
 SERVICE = "exemplar-probe"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str, params: dict[str, str] | None = None) -> Any:
@@ -98,7 +91,7 @@ def measure(
     root = work / f"{path}-{export_s}-{scrape_s}"
     procs: list[subprocess.Popen[bytes]] = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    ports = {name: _free_port() for name in ("grpc", "http", "exporter", "self", "health", "prom")}
+    ports = {name: free_port() for name in ("grpc", "http", "exporter", "self", "health", "prom")}
     try:
         prom_url = f"http://127.0.0.1:{ports['prom']}"
         reproduce_mounts("prometheus", root)

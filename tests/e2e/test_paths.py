@@ -31,15 +31,9 @@ pytestmark = pytest.mark.e2e
 #: Metrics that this traffic cannot produce, and why. An expression that reads only these
 #: need not return data; every other expression must.
 NO_DATA_YET: dict[str, str] = {
-    prometheus_name(semconv.metric_spec(name)): "no GPU on the test machines"
-    for name in (
-        semconv.HW_GPU_UTILIZATION,
-        semconv.HW_GPU_MEMORY_USAGE,
-        semconv.HW_GPU_MEMORY_LIMIT,
-        semconv.HW_TEMPERATURE,
-        semconv.HW_POWER,
-        semconv.ML_PROCESS_GPU_MEMORY_USAGE,
-    )
+    prometheus_name(spec): "no GPU on the test machines"
+    for spec in semconv.METRICS
+    if semconv.HW_ID in spec.attributes  # the GPU metrics
 }
 #: What this traffic does not record: regression quality and the class bound's overflows.
 NOT_RECORDED = {semconv.ML_MODEL_MAE, semconv.ML_MODEL_RMSE, semconv.ML_MODEL_CLASS_OVERFLOWS}
