@@ -36,6 +36,18 @@ PROCESS_METRICS: Final = {
     "process.open_file_descriptor.count": None,
 }
 
+#: Names configure()'s default Views give two of them, on every exporter alike
+#: (:func:`otel_mlmon.sdk.default_views`): in Prometheus a gauge must not end in ``_count``, the
+#: suffix of a histogram's series (``promtool check metrics`` rejects
+#: ``process_thread_count``). The new names are these metrics' OpenTelemetry names before
+#: semantic conventions 1.24: ``process_threads`` and ``process_open_file_descriptors``.
+PROCESS_METRIC_RENAMES: Final = {
+    "process.thread.count": "process.threads",
+    "process.open_file_descriptor.count": "process.open_file_descriptors",
+}
+#: The instrumentation scope of the ``process.*`` metrics.
+PROCESS_METRICS_SCOPE: Final = "opentelemetry.instrumentation.system_metrics"
+
 
 def observe_process(meter_provider: MeterProvider) -> Callable[[], None]:
     """Start the ``process.*`` gauges on ``meter_provider``; return the function that stops them.

@@ -105,7 +105,8 @@ _export_log_filter: Final = RateLimitFilter(EXPORT_WARNING_INTERVAL_S)
 
 def default_views() -> list[View]:
     """The Views configure() installs unless given others: millisecond-scale buckets for
-    ``ml.model.prediction.duration`` and fixed buckets for confidence and batch size.
+    ``ml.model.prediction.duration``, fixed buckets for confidence and batch size, and the
+    Prometheus-safe names of two ``process.*`` gauges (:data:`resources.PROCESS_METRIC_RENAMES`).
 
     The instruments also carry these as advisory boundaries, so an application with its own
     MeterProvider gets them too; the Views make them explicit and easy to extend:
@@ -113,7 +114,7 @@ def default_views() -> list[View]:
 
     .. versionadded:: 0.1.0
     """
-    return [
+    buckets = [
         View(
             instrument_name=name,
             aggregation=ExplicitBucketHistogramAggregation(boundaries=list(buckets)),
@@ -124,6 +125,11 @@ def default_views() -> list[View]:
             (semconv.ML_MODEL_BATCH_SIZE, semconv.BATCH_SIZE_BUCKETS),
         )
     ]
+    renames = [
+        View(instrument_name=old, meter_name=resources.PROCESS_METRICS_SCOPE, name=new)
+        for old, new in resources.PROCESS_METRIC_RENAMES.items()
+    ]
+    return buckets + renames
 
 
 def sdk_disabled() -> bool:

@@ -204,7 +204,8 @@ ML_MODEL_PREDICTION_CONFIDENCE: Final = "ml.model.prediction.confidence"
 ML_MODEL_BATCH_SIZE: Final = "ml.model.batch.size"
 ML_MODEL_ERRORS: Final = "ml.model.errors"
 ML_MODEL_INFO: Final = "ml.model.info"
-ML_MODEL_LOAD_TIME: Final = "ml.model.load.time"
+#: A timestamp, not a duration: ``ml_model_load_timestamp_seconds`` in Prometheus.
+ML_MODEL_LOAD_TIME: Final = "ml.model.load.timestamp"
 ML_MODEL_LABELS: Final = "ml.model.labels"
 ML_MODEL_ACCURACY: Final = "ml.model.accuracy"
 ML_MODEL_PRECISION: Final = "ml.model.precision"
@@ -277,7 +278,9 @@ def _spec(
 
 _GPU_ATTRIBUTES: Final = (HW_ID, HW_NAME, HW_TYPE, HW_VENDOR, ML_GPU_INDEX)
 
-#: Every metric otel-mlmon emits, in the order of the docs table.
+#: Every metric otel-mlmon emits, in the order of the docs table. Unit ``1`` is for true ratios
+#: only (a fraction of a whole, in [0, 1]); other dimensionless values carry an annotation
+#: (``{score}``: a PSI of 4.3 is no ratio), so that no backend calls them ratios.
 METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_MODEL_PREDICTIONS, "Counter", "{prediction}",
           (*MODEL_ATTRIBUTES, ML_PREDICTION_CLASS),
@@ -294,12 +297,12 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_MODEL_ERRORS, "Counter", "{error}",
           (*MODEL_ATTRIBUTES, ERROR_TYPE),
           "Predict calls that raised, by exception type."),
-    _spec(ML_MODEL_INFO, "ObservableGauge", "1",
+    _spec(ML_MODEL_INFO, "ObservableGauge", "{model}",
           (*MODEL_ATTRIBUTES, ML_MODEL_TASK, ML_MODEL_FRAMEWORK),
           "Always 1; its attributes describe the model being served."),
     _spec(ML_MODEL_LOAD_TIME, "ObservableGauge", "s",
           MODEL_ATTRIBUTES,
-          "When the current model version was loaded, as Unix time."),
+          "Unix time, in seconds, at which the current model version was loaded."),
     _spec(ML_MODEL_LABELS, "ObservableCounter", "{label}",
           (*MODEL_ATTRIBUTES, ML_LABEL_OUTCOME),
           "Delayed ground-truth labels received, by whether they joined a prediction."),
@@ -324,16 +327,16 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_MONITOR_REJECTED_INPUTS, "Counter", "{input}",
           (*MODEL_ATTRIBUTES, ML_REJECTION_REASON),
           "Inputs the monitor could not use (never raised to the caller), by reason."),
-    _spec(ML_DRIFT_SCORE, "ObservableGauge", "1",
+    _spec(ML_DRIFT_SCORE, "ObservableGauge", "{score}",
           (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_METHOD),
           "Drift statistic of the live window against the reference, per feature and method "
           "(p-value or distance, see ml.drift.threshold); ml.feature.name=_prediction for the "
           "model's outputs."),
-    _spec(ML_DRIFT_THRESHOLD, "ObservableGauge", "1",
+    _spec(ML_DRIFT_THRESHOLD, "ObservableGauge", "{score}",
           (*MODEL_ATTRIBUTES, ML_DRIFT_METHOD),
           "Threshold of each drift method: drift when a p-value is below it, or a distance "
           "above it."),
-    _spec(ML_DRIFT_DETECTED, "ObservableGauge", "1",
+    _spec(ML_DRIFT_DETECTED, "ObservableGauge", "{feature}",
           (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_METHOD),
           "1 while the feature drifts by that method, else 0."),
     _spec(ML_DRIFT_TRANSITIONS, "Counter", "{transition}",
@@ -460,7 +463,7 @@ def create_ml_model_info(meter: Meter, callbacks: Sequence[CallbackT]) -> Observ
 
 
 def create_ml_model_load_time(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableGauge:
-    """``ml.model.load.time``: Unix time the current version was loaded."""
+    """``ml.model.load.timestamp``: Unix time the current version was loaded."""
     return _gauge(meter, ML_MODEL_LOAD_TIME, callbacks)
 
 

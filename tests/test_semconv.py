@@ -156,13 +156,28 @@ def test_the_fixed_names_dashboards_use_are_stable() -> None:
         "ml.model.prediction.duration": ("Histogram", "s"),
         "ml.model.prediction.confidence": ("Histogram", "1"),
         "ml.model.errors": ("Counter", "{error}"),
-        "ml.drift.score": ("ObservableGauge", "1"),
-        "ml.drift.threshold": ("ObservableGauge", "1"),
-        "ml.drift.detected": ("ObservableGauge", "1"),
+        "ml.drift.score": ("ObservableGauge", "{score}"),
+        "ml.drift.threshold": ("ObservableGauge", "{score}"),
+        "ml.drift.detected": ("ObservableGauge", "{feature}"),
+        "ml.model.load.timestamp": ("ObservableGauge", "s"),
     }
     actual = {n: (semconv.metric_spec(n).instrument, semconv.metric_spec(n).unit) for n in fixed}
     assert fixed == actual
     assert semconv.ERROR_TYPE in semconv.metric_spec("ml.model.errors").attributes
+
+
+def test_unit_one_is_only_for_true_ratios() -> None:
+    # Fractions of a whole, in [0, 1]. A drift score (PSI 4.3), a 0/1 flag or an info gauge is
+    # dimensionless but no ratio: backends name unit-1 gauges "..._ratio".
+    ratios = {
+        semconv.ML_MODEL_PREDICTION_CONFIDENCE,
+        semconv.ML_MODEL_ACCURACY,
+        semconv.ML_MODEL_PRECISION,
+        semconv.ML_MODEL_RECALL,
+        semconv.ML_MODEL_F1_SCORE,
+        semconv.HW_GPU_UTILIZATION,
+    }
+    assert ratios == {spec.name for spec in semconv.METRICS if spec.unit == "1"}
 
 
 if __name__ == "__main__":

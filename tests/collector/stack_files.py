@@ -1,7 +1,8 @@
-"""The files of the bundled stack, and what the tests derive from them: the Prometheus names the
-collector gives otel-mlmon's metrics, and the PromQL of the dashboard and the alert rules.
+"""The files of the bundled stack, and what the tests derive from them: the layout
+docker-compose.yml mounts them in, the Prometheus names of otel-mlmon's metrics, and the PromQL
+of the dashboard and the alert rules.
 
-Shared by the static checks in this folder and by the end-to-end test in ``tests/e2e``.
+Shared by the static checks in this folder and by the end-to-end tests in ``tests/e2e``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,8 +25,11 @@ OTELCOL_CONFIG: Final = COLLECTOR / "otelcol-config.yaml"
 OTELCOL_DEBUG_OVERLAY: Final = COLLECTOR / "otelcol-debug.yaml"
 OTELCOL_MODULE: Final = COLLECTOR / "otelcol-mlmon"
 PROMETHEUS_CONFIG: Final = COLLECTOR / "prometheus" / "prometheus.yml"
-RULES: Final = COLLECTOR / "prometheus" / "rules" / "otel-mlmon-alerts.yml"
-RULES_TEST: Final = COLLECTOR / "prometheus" / "rules" / "otel-mlmon-alerts.test.yml"
+#: Alerting and recording rules (``*.rules.yml``, what Prometheus loads) and their promtool unit
+#: tests (``*.test.yml``) side by side, as the monitoring mixins keep them.
+RULES_DIR: Final = COLLECTOR / "prometheus" / "rules"
+RULES_GLOB: Final = "*.rules.yml"
+RULE_TESTS_GLOB: Final = "*.test.yml"
 ALERTMANAGER_CONFIG: Final = COLLECTOR / "alertmanager" / "alertmanager.yml"
 DATASOURCES: Final = COLLECTOR / "grafana" / "provisioning" / "datasources" / "datasources.yml"
 DASHBOARD_PROVIDER: Final = COLLECTOR / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
@@ -43,34 +49,132 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-# --- Prometheus names ------------------------------------------------------------------------
+def rule_files() -> list[Path]:
+    """Every rules file of the repo (``collector/prometheus/rules/*.rules.yml``)."""
+    return sorted(RULES_DIR.glob(RULES_GLOB))
 
-#: UCUM units the collector's prometheus exporter spells out as a name suffix
-#: (translation_strategy UnderscoreEscapingWithSuffixes); units in braces add nothing.
+
+def rule_test_files() -> list[Path]:
+    """Every promtool unit-test file of the repo (``collector/prometheus/rules/*.test.yml``)."""
+    return sorted(RULES_DIR.glob(RULE_TESTS_GLOB))
+
+
+# --- the layout docker-compose.yml mounts ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One volume of a compose service: a repo path (bind mount) or a named volume."""
+
+    source: str
+    target: str
+
+    @property
+    def repo_path(self) -> Path | None:
+        """The repo file or folder of a bind mount; None for a named volume."""
+        return REPO / self.source if self.source.startswith(".") else None
+
+
+def compose_service(name: str) -> dict[str, Any]:
+    return load_yaml(COMPOSE)["services"][name]  # type: ignore[no-any-return]
+
+
+def mounts(service: str) -> list[Mount]:
+    """The volumes of a compose service, short (``src:dst[:mode]``) or long syntax."""
+    found = []
+    for volume in compose_service(service).get("volumes", []):
+        if isinstance(volume, dict):
+            found.append(Mount(str(volume["source"]), str(volume["target"])))
+        else:
+            source, target = volume.split(":")[:2]
+            found.append(Mount(source, target))
+    return found
+
+
+def in_container(root: Path, path: str) -> Path:
+    """Where the container path ``path`` lies in a layout reproduced under ``root``."""
+    return root / path.lstrip("/")
+
+
+def reproduce_mounts(service: str, root: Path) -> None:
+    """Lay out under ``root`` what the container of ``service`` sees: each bind-mounted repo
+    file or folder copied to its container path, each named volume an empty folder."""
+    for mount in mounts(service):
+        target = in_container(root, mount.target)
+        source = mount.repo_path
+        if source is None:
+            target.mkdir(parents=True, exist_ok=True)
+        elif source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def compose_command(service: str, root: Path) -> list[str]:
+    """The ``command`` of a compose service with every container path placed under ``root``
+    (``--config.file=/etc/prometheus/prometheus.yml`` -> ``--config.file=<root>/etc/...``)."""
+    args = []
+    for arg in compose_service(service).get("command", []):
+        flag, equals, value = arg.partition("=")
+        if equals and value.startswith("/"):
+            args.append(f"{flag}={in_container(root, value)}")
+        elif arg.startswith("/"):
+            args.append(str(in_container(root, arg)))
+        else:
+            args.append(arg)
+    return args
+
+
+def command_flag(command: list[str], flag: str) -> str:
+    """The value of ``--flag=value`` in a command line (KeyError when absent)."""
+    for arg in command:
+        if arg.startswith(f"{flag}="):
+            return arg.split("=", 1)[1]
+    raise KeyError(f"{flag} is not in {command}")
+
+
+# --- Prometheus names: one set on both paths ---------------------------------------------------
+
+#: UCUM units spelled out as a name suffix by both exporters; units in braces add nothing.
 _UNIT_SUFFIXES: Final = {"s": "seconds", "By": "bytes", "Cel": "celsius", "W": "watts"}
 
-#: The process.* gauges of opentelemetry-instrumentation-system-metrics as they arrive through
-#: the collector (checked against the real pipeline by the end-to-end test).
-PROCESS_METRIC_NAMES: Final = frozenset({
-    "process_cpu_utilization_ratio",
-    "process_memory_usage_bytes",
-    "process_memory_virtual_bytes",
-    "process_thread_count",
-    "process_open_file_descriptor_count",
+#: The process.* gauges of opentelemetry-instrumentation-system-metrics in Prometheus, two of
+#: them under the names configure()'s default Views give them (otel_mlmon.resources
+#: PROCESS_METRIC_RENAMES), by their OpenTelemetry names.
+PROCESS_METRICS: Final = {
+    "process_cpu_utilization": "process.cpu.utilization",
+    "process_memory_usage_bytes": "process.memory.usage",
+    "process_memory_virtual_bytes": "process.memory.virtual",
+    "process_threads": "process.threads",
+    "process_open_file_descriptors": "process.open_file_descriptors",
+}
+PROCESS_METRIC_NAMES: Final = frozenset(PROCESS_METRICS)
+
+#: The web frameworks' own HTTP server metrics (FastAPI's native telemetry, Flask's contrib
+#: instrumentation), with the attributes of the stable HTTP conventions.
+HTTP_SERVER_DURATION: Final = "http_server_request_duration_seconds"
+HTTP_SERVER_ACTIVE_REQUESTS: Final = "http_server_active_requests"
+HTTP_LABELS: Final = frozenset({
+    "http_request_method", "http_route", "http_response_status_code", "error_type",
+    "url_scheme", "network_protocol_name", "network_protocol_version",
 })  # fmt: skip
+
+#: Gauges of unit 1 outside the conventions table: the collector's exporter names them
+#: ``..._ratio`` too.
+_OTHER_RATIO_GAUGES: Final = frozenset({"process_cpu_utilization"})
 
 
 def prometheus_name(spec: semconv.MetricSpec) -> str:
-    """The name the collector's prometheus exporter gives a metric of the conventions.
+    """The Prometheus name of a metric of the conventions, the same on both paths.
 
-    Dots become underscores; a unit becomes a suffix (``_seconds``, ``_bytes``, ...), unit
-    ``1`` becomes ``_ratio`` on gauges only; counters end in ``_total``. A histogram's series
-    add ``_bucket``, ``_sum`` and ``_count`` to this name.
+    Dots become underscores; a unit becomes a suffix (``_seconds``, ``_bytes``, ...); counters
+    end in ``_total``. A histogram's series add ``_bucket``, ``_sum`` and ``_count``. Unit ``1``
+    adds nothing: the SDK's embedded exporter adds no ``_ratio``, and on the collector path
+    Prometheus drops the one the collector's exporter appends to gauges (:func:`ratio_gauges`).
     """
     name = spec.name.replace(".", "_")
     suffix = _UNIT_SUFFIXES.get(spec.unit)
-    if spec.unit == "1" and spec.instrument == "ObservableGauge":
-        suffix = "ratio"
     if suffix and not name.endswith(f"_{suffix}"):
         name = f"{name}_{suffix}"
     if spec.instrument in ("Counter", "ObservableCounter"):  # monotonic sums
@@ -78,8 +182,17 @@ def prometheus_name(spec: semconv.MetricSpec) -> str:
     return name
 
 
+def ratio_gauges() -> frozenset[str]:
+    """The gauges of unit 1 (true ratios): ``<name>_ratio`` out of the collector's exporter,
+    renamed to ``<name>`` by the collector job's metric_relabel_configs in prometheus.yml."""
+    ours = {prometheus_name(spec) for spec in semconv.METRICS
+            if spec.unit == "1" and spec.instrument == "ObservableGauge"}  # fmt: skip
+    return frozenset(ours | _OTHER_RATIO_GAUGES)
+
+
 def known_series_names() -> dict[str, str]:
-    """Every series name the SDK's metrics can produce, mapped to its metric's name."""
+    """Every series name of otel-mlmon's metrics, the process gauges and the HTTP server
+    histogram, mapped to its OpenTelemetry metric's name."""
     names: dict[str, str] = {}
     for spec in semconv.METRICS:
         base = prometheus_name(spec)
@@ -88,27 +201,25 @@ def known_series_names() -> dict[str, str]:
                 names[base + part] = spec.name
         else:
             names[base] = spec.name
-    for name in PROCESS_METRIC_NAMES:
-        names[name] = name.rsplit("_", 1)[0].replace("_", ".")
+    names.update(PROCESS_METRICS)
+    for part in ("_bucket", "_sum", "_count"):
+        names[HTTP_SERVER_DURATION + part] = "http.server.request.duration"
+    names[HTTP_SERVER_ACTIVE_REQUESTS] = "http.server.active_requests"
     return names
 
 
-#: Labels every series of the collector path carries besides its metric's attributes: the
-#: resource attributes of resource_constant_labels (collector/otelcol-config.yaml), job and
-#: instance (service.name, service.instance.id), and the histogram bucket bound.
-RESOURCE_LABELS: Final = frozenset({
-    "service_name", "service_namespace", "service_version", "deployment_environment_name",
-    "job", "instance", "le",
-})  # fmt: skip
+#: Labels of every series on both paths besides its metric's attributes: job (the service) and
+#: instance (the process), and the histogram bucket bound.
+SCRAPE_LABELS: Final = frozenset({"job", "instance", "le"})
 
-_METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process)_[a-z0-9_]+)\b")
+_METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process|http)_[a-z0-9_]+)\b")
 _SELECTOR: Final = re.compile(r"\{([^{}]*)\}")
 _GROUPING: Final = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)")
 _MATCHER_LABEL: Final = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 
 
 def metric_names(expr: str) -> set[str]:
-    """The otel-mlmon series names (``ml_*``, ``hw_*``, ``process_*``) a PromQL expression reads."""
+    """The series names (``ml_*``, ``hw_*``, ``process_*``, ``http_*``) an expression reads."""
     bare = _GROUPING.sub("", _SELECTOR.sub("", expr))
     return {match.group(1) for match in _METRIC_TOKEN.finditer(bare)}
 
@@ -124,8 +235,9 @@ def label_names(expr: str) -> set[str]:
 
 
 def known_label_names() -> set[str]:
-    """Every label a series of the collector path can carry."""
-    return {spec.key.replace(".", "_") for spec in semconv.ATTRIBUTES} | set(RESOURCE_LABELS)
+    """Every label a series of either path can carry."""
+    attributes = {spec.key.replace(".", "_") for spec in semconv.ATTRIBUTES}
+    return attributes | HTTP_LABELS | SCRAPE_LABELS
 
 
 # --- PromQL of the dashboard and the rules -----------------------------------------------------
@@ -156,14 +268,19 @@ def dashboard_expressions(dashboard: dict[str, Any] | None = None) -> list[tuple
     return found
 
 
-def rule_expressions() -> list[tuple[str, str]]:
-    """``(alert, expr)`` for every rule of the alerting rules file."""
-    rules = load_yaml(RULES)
+def rules() -> list[dict[str, Any]]:
+    """Every rule of every rules file."""
     return [
-        (rule.get("alert") or rule.get("record"), rule["expr"])
-        for group in rules["groups"]
+        rule
+        for path in rule_files()
+        for group in load_yaml(path)["groups"]
         for rule in group["rules"]
     ]
+
+
+def rule_expressions() -> list[tuple[str, str]]:
+    """``(alert or record, expr)`` for every rule of every rules file."""
+    return [(rule.get("alert") or rule["record"], rule["expr"]) for rule in rules()]
 
 
 def substitute_grafana_variables(expr: str, variables: dict[str, str]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from stack_files import COMPOSE, LOKI_CONFIG, REPO, load_yaml
+from stack_files import COMPOSE, LOKI_CONFIG, PROMETHEUS_CONFIG, REPO, load_yaml
 
 
 def _schema_path() -> Path:
@@ -86,3 +86,23 @@ def test_loki_accepts_otlp_logs_with_structured_metadata() -> None:
     # Structured metadata (trace_id, span_id, attributes) needs the TSDB store and schema v13.
     assert (schema["store"], schema["schema"]) == ("tsdb", "v13")
     assert loki["limits_config"]["allow_structured_metadata"] is True
+
+
+def test_prometheus_stores_exemplars() -> None:
+    assert "--enable-feature=exemplar-storage" in _services()["prometheus"]["command"]
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60}
+    number = duration.rstrip("ms")
+    return float(number) * units[duration[len(number) :]]
+
+
+def test_the_example_exports_less_often_than_prometheus_scrapes_the_collector() -> None:
+    # An exemplar is on the collector's endpoint from one export to the next: a scrape interval
+    # longer than the export interval loses some (measured in docs/stack.md).
+    config = load_yaml(PROMETHEUS_CONFIG)
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "otel-collector")
+    scrape = _seconds(job.get("scrape_interval", config["global"]["scrape_interval"]))
+    export = int(_services()["fastapi-example"]["environment"]["OTEL_METRIC_EXPORT_INTERVAL"])
+    assert export / 1000 >= 2 * scrape

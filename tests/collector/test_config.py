@@ -76,7 +76,11 @@ def test_debug_exporter_is_off_unless_the_overlay_is_merged() -> None:
     assert all("debug" in pipeline["exporters"] for pipeline in overlay.values())
 
 
-def test_only_bounded_resource_attributes_become_prometheus_labels() -> None:
-    included = _config()["exporters"]["prometheus"]["resource_constant_labels"]["included"]
-    assert "service.name" in included
-    assert not any(key.startswith(("process.", "host.")) for key in included)
+def test_no_resource_attribute_becomes_a_label_but_job_and_instance() -> None:
+    # The embedded endpoint's series carry none either: one set of label names on both paths.
+    exporter = _config()["exporters"]["prometheus"]
+    assert not {"resource_constant_labels", "resource_to_telemetry_conversion"} & set(exporter)
+
+
+def test_the_prometheus_exporter_serves_openmetrics_with_exemplars() -> None:
+    assert _config()["exporters"]["prometheus"]["enable_open_metrics"] is True

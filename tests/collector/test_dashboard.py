@@ -4,11 +4,13 @@ the collector really produces (the end-to-end test also evaluates every expressi
 from __future__ import annotations
 
 import json
+import re
 
 from stack_files import (
     DASHBOARD,
     DASHBOARD_PROVIDER,
     DATASOURCES,
+    PROCESS_METRICS,
     dashboard_expressions,
     known_label_names,
     known_series_names,
@@ -17,6 +19,8 @@ from stack_files import (
     metric_names,
     substitute_grafana_variables,
 )
+
+from otel_mlmon import semconv
 
 
 def _dashboard() -> dict:  # type: ignore[type-arg]
@@ -48,7 +52,8 @@ def test_every_sdk_metric_but_regression_quality_is_on_the_dashboard() -> None:
     shown = {known_series_names()[name] for _, expr in dashboard_expressions()
              for name in metric_names(expr)}  # fmt: skip
     # MAE / RMSE belong to regression models; the dashboard shows classification quality.
-    not_shown = set(known_series_names().values()) - shown
+    sdk_metrics = {spec.name for spec in semconv.METRICS} | set(PROCESS_METRICS.values())
+    not_shown = sdk_metrics - shown
     assert {"ml.model.mae", "ml.model.rmse", "ml.model.class.overflows"} == not_shown
 
 
@@ -85,3 +90,23 @@ def test_traces_link_to_logs_and_logs_link_back_to_traces() -> None:
 def test_dashboard_provider_loads_the_folder_compose_mounts() -> None:
     provider = load_yaml(DASHBOARD_PROVIDER)["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_latency_and_error_panels_show_exemplars_linked_to_jaeger() -> None:
+    # Exemplars ride on histogram buckets and counters: every latency percentile and every
+    # error count of the dashboard asks Prometheus for them.
+    reads = re.compile(r"_duration_seconds_bucket|ml_model_errors_total")
+    asking = {
+        panel["title"]: all(target.get("exemplar") is True for target in panel["targets"])
+        for panel in _dashboard()["panels"]
+        if any(reads.search(target["expr"]) for target in panel.get("targets", []))
+    }
+    assert {
+        "Prediction latency percentiles": True,
+        "HTTP request latency p50 / p99 by route": True,
+        "Errors by type": True,
+        "Error rate": True,
+    } == asking
+    destinations = _datasources()["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    # The collector's exporter (and OpenMetrics) names the exemplar label trace_id.
+    assert [("trace_id", "jaeger")] == [(d["name"], d["datasourceUid"]) for d in destinations]

@@ -1,45 +1,104 @@
-"""Alerting rules, their promtool unit tests, and the Alertmanager config that routes them."""
+"""Alerting rules, their promtool unit tests, and the Alertmanager config that routes them,
+checked as docker-compose.yml mounts them: the repo's files laid out at their container paths in
+a temporary folder, Prometheus' and Alertmanager's config paths taken from the compose commands."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+from pathlib import Path
 
+import pytest
 from stack_files import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_CONFIG,
-    RULES,
-    RULES_TEST,
+    RULES_GLOB,
+    command_flag,
+    compose_command,
     known_label_names,
     known_series_names,
     label_names,
     load_yaml,
     metric_names,
+    reproduce_mounts,
     rule_expressions,
+    rule_files,
+    rule_test_files,
+    rules,
 )
 
 
-def run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+def run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
 
 
-def test_promtool_accepts_the_alert_rules(promtool: str) -> None:
-    result = run(promtool, "check", "rules", str(RULES))
+@pytest.fixture(scope="module")
+def mounted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding Prometheus' and Alertmanager's files at their container paths."""
+    root = tmp_path_factory.mktemp("compose")
+    for service in ("prometheus", "alertmanager"):
+        reproduce_mounts(service, root)
+    return root
+
+
+def _prometheus_config(root: Path) -> Path:
+    return Path(command_flag(compose_command("prometheus", root), "--config.file"))
+
+
+def _rules_checked_by(output: str, root: Path) -> set[str]:
+    """The rule files promtool reports checking, as paths inside the container."""
+    checked = re.findall(r"^Checking (\S+)$", output, flags=re.MULTILINE)
+    return {"/" + str(Path(path).relative_to(root)) for path in checked if path.endswith(".yml")
+            and Path(path) != _prometheus_config(root)}  # fmt: skip
+
+
+def test_promtool_accepts_the_prometheus_config_as_compose_mounts_it(
+    promtool: str, mounted: Path
+) -> None:
+    result = run(promtool, "check", "config", str(_prometheus_config(mounted)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_passes_its_promtool_unit_tests(promtool: str) -> None:
-    result = run(promtool, "test", "rules", str(RULES_TEST))
+def test_prometheus_loads_every_rules_file_and_no_unit_test_file(
+    promtool: str, mounted: Path
+) -> None:
+    # promtool resolves the config's rule_files globs as Prometheus does and names each file.
+    result = run(promtool, "check", "config", str(_prometheus_config(mounted)))
+    expected = {f"/etc/prometheus/rules/{path.name}" for path in rule_files()}
+    assert rule_test_files()
+    assert expected == _rules_checked_by(result.stdout, mounted), result.stdout
+
+
+def test_promtool_accepts_every_rules_file(promtool: str, mounted: Path) -> None:
+    paths = [str(mounted / "etc/prometheus/rules" / path.name) for path in rule_files()]
+    result = run(promtool, "check", "rules", *paths)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test_file", rule_test_files(), ids=lambda path: path.name)
+def test_promtool_unit_tests_pass_on_the_mounted_rules(
+    promtool: str, mounted: Path, test_file: Path
+) -> None:
+    rules_dir = mounted / "etc/prometheus/rules"
+    result = run(promtool, "test", "rules", test_file.name, cwd=rules_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unit_tests_test_the_rules_files_prometheus_loads() -> None:
+    tested = {name for path in rule_test_files() for name in load_yaml(path)["rule_files"]}
+    assert {path.name for path in rule_files()} == tested
+    assert all(Path(name).match(RULES_GLOB) for name in tested)
 
 
 def test_every_alert_has_a_unit_test() -> None:
     tested = {
         case["alertname"]
-        for test in load_yaml(RULES_TEST)["tests"]
+        for path in rule_test_files()
+        for test in load_yaml(path)["tests"]
         for case in test.get("alert_rule_test", [])
         if case.get("exp_alerts")
     }
-    alerts = {name for name, _ in rule_expressions()}
+    alerts = {rule["alert"] for rule in rules() if "alert" in rule}
     assert alerts == tested
 
 
@@ -52,17 +111,19 @@ def test_the_seeds_alert_conditions_are_all_there() -> None:
         "MLFeatureDriftCritical",
         "GPUMemoryHigh",
     }
-    assert expected == {name for name, _ in rule_expressions()}
+    assert expected <= {name for name, _ in rule_expressions()}
 
 
 def test_every_alert_waits_with_for_and_has_a_severity_and_summary() -> None:
-    rules = [rule for group in load_yaml(RULES)["groups"] for rule in group["rules"]]
     incomplete = [
         rule["alert"]
-        for rule in rules
-        if not rule.get("for")
-        or rule.get("labels", {}).get("severity") not in ("warning", "critical")
-        or not rule.get("annotations", {}).get("summary")
+        for rule in rules()
+        if "alert" in rule
+        and (
+            not rule.get("for")
+            or rule.get("labels", {}).get("severity") not in ("warning", "critical")
+            or not rule.get("annotations", {}).get("summary")
+        )
     ]
     assert incomplete == []
 
@@ -77,22 +138,19 @@ def test_rules_read_only_metrics_and_labels_the_sdk_emits() -> None:
     assert unknown == {}
 
 
-def test_promtool_accepts_the_prometheus_config(promtool: str) -> None:
-    result = run(promtool, "check", "config", str(PROMETHEUS_CONFIG))
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_prometheus_config_loads_the_rules_and_keeps_the_exporters_job_labels() -> None:
+def test_prometheus_scrapes_the_collector_keeping_the_exporters_job_labels() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
     exporter_job = next(
         job for job in config["scrape_configs"] if job["job_name"] == "otel-collector"
     )
-    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     assert exporter_job["honor_labels"] is True
 
 
-def test_amtool_accepts_the_alertmanager_config(amtool: str) -> None:
-    result = run(amtool, "check-config", str(ALERTMANAGER_CONFIG))
+def test_amtool_accepts_the_alertmanager_config_as_compose_mounts_it(
+    amtool: str, mounted: Path
+) -> None:
+    config = command_flag(compose_command("alertmanager", mounted), "--config.file")
+    result = run(amtool, "check-config", config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -5,7 +5,7 @@ that Prometheus. The programs are real (see e2e_stack.py); nothing is faked."""
 from __future__ import annotations
 
 import subprocess
-import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +14,11 @@ from e2e_stack import Stack, eventually, http_get
 from stack_files import (
     OTELCOL_CONFIG,
     OTELCOL_DEBUG_OVERLAY,
-    PROCESS_METRIC_NAMES,
-    dashboard_expressions,
-    known_series_names,
-    metric_names,
-    prometheus_name,
-    rule_expressions,
-    substitute_grafana_variables,
 )
 
 from otel_mlmon import semconv
 
 pytestmark = pytest.mark.e2e
-
-#: Metrics that this traffic cannot produce, and why. An expression that reads only these
-#: need not return data; every other expression must.
-NO_DATA_YET: dict[str, str] = {
-    prometheus_name(semconv.metric_spec(name)): "no GPU on the test machines"
-    for name in (
-        semconv.HW_GPU_UTILIZATION,
-        semconv.HW_GPU_MEMORY_USAGE,
-        semconv.HW_GPU_MEMORY_LIMIT,
-        semconv.HW_TEMPERATURE,
-        semconv.HW_POWER,
-        semconv.ML_PROCESS_GPU_MEMORY_USAGE,
-    )
-}
 
 
 def _tags(span: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +30,7 @@ def _spans_by_name(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _selector(traffic: dict[str, Any]) -> str:
-    return f'service_name="{traffic["service_name"]}", ml_model_name="{traffic["model_name"]}"'
+    return f'job="{traffic["service_name"]}", ml_model_name="{traffic["model_name"]}"'
 
 
 # --- the collector -----------------------------------------------------------------------------
@@ -131,11 +110,11 @@ def test_prometheus_counts_predictions_by_class_with_service_and_model_labels(
     stack: Stack, traffic: dict[str, Any]
 ) -> None:
     result = stack.promql(
-        f"sum by (service_name, ml_model_name, ml_model_version, ml_prediction_class) "
+        f"sum by (job, ml_model_name, ml_model_version, ml_prediction_class) "
         f"(ml_model_predictions_total{{{_selector(traffic)}}})"
     )
     by_class = {item["metric"]["ml_prediction_class"]: float(item["value"][1]) for item in result}
-    labels = {(item["metric"]["service_name"], item["metric"]["ml_model_version"])
+    labels = {(item["metric"]["job"], item["metric"]["ml_model_version"])
               for item in result}  # fmt: skip
     assert {"0", "1", "2"} == set(by_class)  # the example's classes: iris target indices
     assert traffic["predictions"] == sum(by_class.values())
@@ -157,10 +136,9 @@ def test_prometheus_has_the_latency_histogram_of_every_call(
 
 def test_prometheus_counts_errors_by_type(stack: Stack, traffic: dict[str, Any]) -> None:
     result = stack.promql(
-        f"sum by (service_name, ml_model_name, error_type) "
-        f"(ml_model_errors_total{{{_selector(traffic)}}})"
+        f"sum by (job, ml_model_name, error_type) (ml_model_errors_total{{{_selector(traffic)}}})"
     )
-    names = {(item["metric"]["service_name"], item["metric"]["ml_model_name"]) for item in result}
+    names = {(item["metric"]["job"], item["metric"]["ml_model_name"]) for item in result}
     assert {(traffic["service_name"], traffic["model_name"])} == names
     assert {error_type: float(count) for error_type, count in traffic["errors"].items()} == {
         item["metric"]["error_type"]: float(item["value"][1]) for item in result
@@ -172,7 +150,7 @@ def test_prometheus_has_drift_scores_by_feature_and_method(
 ) -> None:
     selector = _selector(traffic)
     result = stack.promql(
-        f"max by (ml_feature_name, ml_drift_method) (ml_drift_detected_ratio{{{selector}}})"
+        f"max by (ml_feature_name, ml_drift_method) (ml_drift_detected{{{selector}}})"
     )
     detected = {
         (item["metric"]["ml_feature_name"], item["metric"]["ml_drift_method"]): float(
@@ -186,26 +164,6 @@ def test_prometheus_has_drift_scores_by_feature_and_method(
                 for m in ("ks", "psi", "jensen_shannon", "wasserstein")}  # fmt: skip
     expected.update({("_prediction", m): 1.0 for m in ("chi_square", "jensen_shannon")})
     assert expected.items() <= detected.items(), detected
-
-
-def test_series_arrive_under_the_names_derived_from_semconv(
-    stack: Stack, traffic: dict[str, Any]
-) -> None:
-    result = stack.promql(
-        f'count by (__name__) ({{__name__=~"(ml|process)_.+", '
-        f'service_name="{traffic["service_name"]}"}})'
-    )
-    arrived = {item["metric"]["__name__"] for item in result}
-    # Everything this traffic records: all ml.model.* but regression quality and overflows,
-    # the rejected inputs, and the process gauges.
-    not_recorded = {semconv.ML_MODEL_MAE, semconv.ML_MODEL_RMSE, semconv.ML_MODEL_CLASS_OVERFLOWS}
-    expected = {
-        name
-        for name, metric in known_series_names().items()
-        if name not in NO_DATA_YET and metric not in not_recorded
-    }
-    assert expected == arrived
-    assert arrived >= PROCESS_METRIC_NAMES
 
 
 def test_prometheus_scrapes_the_exporter_and_the_collectors_own_metrics(
@@ -254,75 +212,61 @@ def test_log_store_returns_the_requests_log_record_by_trace_id(
     ]
 
 
-# --- every panel and every rule ----------------------------------------------------------------
+# --- exemplars ---------------------------------------------------------------------------------
 
 
-def _exempt(expr: str) -> bool:
-    return metric_names(expr) <= set(NO_DATA_YET)
+def _exemplar_traces(stack: Stack, metric: str, traffic: dict[str, Any]) -> dict[str, set[str]]:
+    """``{"ok": ..., "failed": ...}``: the trace IDs of the exemplars on the series of ``metric``
+    of the example's job, split by whether the series counts failures (``error_type``, or an
+    HTTP 5xx status)."""
+    found: dict[str, set[str]] = {"ok": set(), "failed": set()}
+    selector = f'{metric}{{job="{traffic["service_name"]}"}}'
+    for series in stack.prometheus.exemplars(selector, traffic["started_at"]):
+        labels = series["seriesLabels"]
+        failed = "error_type" in labels or labels.get("http_response_status_code", "")[:1] == "5"
+        found["failed" if failed else "ok"].update(
+            exemplar["labels"]["trace_id"] for exemplar in series["exemplars"]
+        )
+    return found if found["ok"] | found["failed"] else {}
 
 
-def _has_data_soon(stack: Stack, expr: str, timeout: float = 15.0) -> bool:
-    """Whether ``expr`` returns data within ``timeout``: rate() and increase() need two scrapes
-    of a series, and the last series of the traffic may have arrived a moment ago."""
-    deadline = time.monotonic() + timeout
-    while not stack.promql_has_data(expr):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
+@pytest.mark.parametrize("histogram", [
+    "ml_model_prediction_duration_seconds_bucket", "http_server_request_duration_seconds_bucket",
+])  # fmt: skip
+def test_latency_exemplars_lead_to_traces_in_jaeger_the_slow_and_the_failed_among_them(
+    stack: Stack, traffic: dict[str, Any], histogram: str
+) -> None:
+    # The SDK keeps, per series and bucket, the last sampled measurement of each export
+    # interval: the last slow call (alone above 0.5 s) and the last failed call (no later one
+    # on its series) are exemplars for sure; earlier ones may have been replaced.
+    found = eventually(lambda: _exemplar_traces(stack, histogram, traffic),
+                       f"exemplars of {histogram}")  # fmt: skip
+    assert traffic["slow_trace_ids"][-1] in found["ok"]
+    assert traffic["error_trace_ids"][-1] in found["failed"]
+    assert found["failed"] <= set(traffic["error_trace_ids"])
+    missing = []
+    for trace_id in sorted(found["ok"] | found["failed"]):
+        try:
+            stack.jaeger_trace(trace_id)
+        except urllib.error.HTTPError:
+            missing.append(trace_id)
+    assert missing == []
 
 
-def test_every_dashboard_expression_returns_data(stack: Stack, traffic: dict[str, Any]) -> None:
-    variables = {"service": traffic["service_name"], "model": traffic["model_name"]}
-    empty = [
-        where
-        for where, expr in dashboard_expressions()
-        if not _exempt(expr)
-        and not _has_data_soon(stack, substitute_grafana_variables(expr, variables))
-    ]
-    assert empty == [], "\n".join(empty)
+def test_error_counter_exemplars_are_failed_calls(stack: Stack, traffic: dict[str, Any]) -> None:
+    # The errors panels' exemplars: ml.model.errors is a counter, its exemplars the traces of
+    # failed predict calls only (a counter keeps a random one of each export interval).
+    found = eventually(
+        lambda: _exemplar_traces(stack, "ml_model_errors_total", traffic), "error exemplars"
+    )
+    assert (set(), True) == (found["ok"], found["failed"] <= set(traffic["error_trace_ids"]))
 
 
-def test_every_alert_rule_fires_on_the_traffic_built_to_trigger_it(
+# --- Prometheus as compose runs it -------------------------------------------------------------
+
+
+def test_prometheus_runs_with_exemplar_storage_as_compose_starts_it(
     stack: Stack, traffic: dict[str, Any]
 ) -> None:
-    silent = [alert for alert, expr in rule_expressions()
-              if not _exempt(expr) and not _has_data_soon(stack, expr)]  # fmt: skip
-    assert silent == []
-
-
-def test_prometheus_holds_every_alert_pending_with_the_drifting_features(
-    stack: Stack, traffic: dict[str, Any]
-) -> None:
-    # Every rule that does not read GPU metrics is active (pending for its `for:` duration);
-    # the drift rules name the features the traffic shifted, by p-value and distance alike.
-    expected = {alert for alert, expr in rule_expressions() if not _exempt(expr)}
-
-    def active() -> dict[str, set[tuple[str, str]]] | None:
-        alerts = http_get(f"{stack.prometheus}/api/v1/alerts")["data"]["alerts"]
-        found: dict[str, set[tuple[str, str]]] = {}
-        for alert in alerts:
-            if alert["state"] in ("pending", "firing"):
-                labels = alert["labels"]
-                found.setdefault(labels["alertname"], set()).add(
-                    (labels.get("ml_feature_name", ""), labels.get("ml_drift_method", ""))
-                )
-        return found if set(found) >= expected else None
-
-    found = eventually(active, f"alerts {sorted(expected)} pending")
-    assert expected == set(found)
-    shifted = {("petal_length", "ks"), ("petal_length", "psi"), ("_prediction", "chi_square")}
-    assert shifted <= found["MLFeatureDrift"]
-    assert shifted <= found["MLFeatureDriftCritical"]
-    # sepal_length was not shifted: no rule names it.
-    assert not {f for f, _ in found["MLFeatureDrift"] | found["MLFeatureDriftCritical"]} & {
-        "sepal_length"
-    }
-
-
-def test_prometheus_loaded_every_rule_and_evaluates_it_without_error(
-    stack: Stack, traffic: dict[str, Any]
-) -> None:
-    groups = http_get(f"{stack.prometheus}/api/v1/rules")["data"]["groups"]
-    health = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
-    assert {alert: "ok" for alert, _ in rule_expressions()} == health
+    flags = http_get(f"{stack.prometheus.url}/api/v1/status/flags")["data"]
+    assert "exemplar-storage" == flags["enable-feature"]

@@ -52,16 +52,20 @@ def drifted(row: list[float]) -> list[float]:
 
 def drive(base_url: str, reference: list[list[float]], targets: list[int]) -> dict[str, Any]:
     """Send the mix to the service at ``base_url``; returns what the test looks up and counts:
-    the trace and request IDs of one successful and one failed request, the predicted rows,
-    the calls and the failed calls by ``error.type``."""
+    the trace and request IDs of one successful and one failed request, the trace IDs of every
+    failed and every slow request in order, the predicted rows, the calls and the failed calls
+    by ``error.type``."""
     rng = random.Random(6)
     result: dict[str, Any] = {
+        "started_at": time.time(),
         "service_name": SERVICE_NAME,
         "model_name": MODEL_NAME,
         "model_version": MODEL_VERSION,
     }
     rows = calls = slow = labels = 0
     errors: dict[str, int] = {}
+    error_traces: list[str] = []
+    slow_traces: list[str] = []
 
     def predict(body: Any, **headers: str) -> httpx.Response:
         nonlocal calls
@@ -91,6 +95,7 @@ def drive(base_url: str, reference: list[list[float]], targets: list[int]) -> di
                 errors[error_type] = errors.get(error_type, 0) + 1
                 result.setdefault("error_trace_id", trace_id)
                 result.setdefault("error_type", error_type)
+                error_traces.append(trace_id)
                 continue
             if i % 10 == 3:
                 # A batch of three rows, spread through the run so the batch-size histogram
@@ -101,6 +106,8 @@ def drive(base_url: str, reference: list[list[float]], targets: list[int]) -> di
                 rows += len(batch)
             fault = {"x-example-fault": "slow"} if i % 15 == 1 else {}
             slow += bool(fault)
+            if fault:
+                slow_traces.append(trace_id)
             response = predict(
                 {"features": row}, traceparent=traceparent, **{"x-request-id": request_id}, **fault
             )
@@ -132,5 +139,13 @@ def drive(base_url: str, reference: list[list[float]], targets: list[int]) -> di
             assert response.status_code == 200, response.text
             rows += len(batch)
             time.sleep(PAUSE_SECONDS)
-    result.update(predictions=rows, calls=calls, errors=errors, slow_calls=slow, labels=labels)
+    result.update(
+        predictions=rows,
+        calls=calls,
+        errors=errors,
+        slow_calls=slow,
+        labels=labels,
+        error_trace_ids=error_traces,
+        slow_trace_ids=slow_traces,
+    )
     return result
