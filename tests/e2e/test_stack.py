@@ -184,10 +184,16 @@ def test_prometheus_scrapes_the_exporter_and_the_collectors_own_metrics(
 def test_log_store_returns_the_requests_log_record_by_trace_id(
     stack: Stack, traffic: dict[str, Any]
 ) -> None:
-    # The example's structlog line, through configure()'s logging bridge and the collector.
+    # The example's structlog line inside the predict span, and the request_completed event
+    # inside the server span, through configure()'s logging bridge and the collector.
     trace_id = traffic["ok_trace_id"]
-    records = eventually(lambda: stack.logs_by_trace_id(trace_id), "the log record by trace ID")
-    predict = _spans_by_name(stack.jaeger_trace(trace_id))[f"predict {traffic['model_name']}"]
+    records = eventually(
+        lambda: len(stack.logs_by_trace_id(trace_id)) >= 2 and stack.logs_by_trace_id(trace_id),
+        "the request's two log records by trace ID",
+    )
+    spans = stack.jaeger_trace(trace_id)["spans"]
+    predict = _spans_by_name({"spans": spans})[f"predict {traffic['model_name']}"]
+    (server,) = [s for s in spans if _tags(s).get("span.kind") == "server"]
     assert [
         (
             "prediction_made",
@@ -197,8 +203,17 @@ def test_log_store_returns_the_requests_log_record_by_trace_id(
             traffic["ok_request_id"],
             _tags(predict)[semconv.ML_PREDICTION_ID],
             traffic["model_name"],
-        )
-    ] == [
+        ),
+        (
+            "request_completed",
+            server["spanID"],
+            traffic["service_name"],
+            "INFO",
+            traffic["ok_request_id"],
+            None,
+            None,
+        ),
+    ] == sorted(
         (
             r["_msg"],
             r["span_id"],
@@ -209,7 +224,7 @@ def test_log_store_returns_the_requests_log_record_by_trace_id(
             r.get(semconv.ML_MODEL_NAME),
         )
         for r in records
-    ]
+    )
 
 
 # --- exemplars ---------------------------------------------------------------------------------
