@@ -25,20 +25,40 @@ def instrumented_by_contrib(app: object) -> bool:
     return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
 
 
-def http_conventions_chosen() -> bool:
-    """Whether the contrib instrumentations already read ``OTEL_SEMCONV_STABILITY_OPT_IN``
-    (they read it once per process, in ``_OpenTelemetrySemanticConventionStability``).
+def prefer_stable_http_conventions() -> bool:
+    """Make the stable HTTP semantic conventions (``http.server.request.duration`` in seconds,
+    no ``http.host`` or ``http.target``) the contrib instrumentations' choice for everything
+    instrumented from now on, as ``OTEL_SEMCONV_STABILITY_OPT_IN=http`` would have.
 
-    Checked against opentelemetry-instrumentation 0.66b1 (``opentelemetry.instrumentation.
-    _semconv._OpenTelemetrySemanticConventionStability._initialized``).
+    The contrib instrumentations read that variable once per process, at the first
+    ``instrument()`` of any of them (``otel_mlmon.configure()`` instruments system metrics), and
+    keep the answer in ``_OpenTelemetrySemanticConventionStability``; setting the variable later
+    changes nothing, so the answer itself is updated. The caller checks that the user left the
+    variable unset. Only the HTTP default is changed (an explicit ``http/dup`` stays). Returns
+    whether the stable conventions are now the choice.
+
+    Checked against opentelemetry-instrumentation 0.66b1 (``_initialize``, ``_lock``,
+    ``_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING``).
     """
     try:
         from opentelemetry.instrumentation._semconv import (
             _OpenTelemetrySemanticConventionStability as Stability,
         )
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetryStabilitySignalType as Signal,
+        )
+        from opentelemetry.instrumentation._semconv import _StabilityMode as Mode
     except ImportError:
         return False
-    return bool(getattr(Stability, "_initialized", False))
+    try:
+        Stability._initialize()  # type: ignore[no-untyped-call]
+        with Stability._lock:
+            choices = Stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+            if choices.get(Signal.HTTP, Mode.DEFAULT) is Mode.DEFAULT:
+                choices[Signal.HTTP] = Mode.HTTP
+            return choices[Signal.HTTP] is not Mode.DEFAULT
+    except (AttributeError, TypeError):
+        return False
 
 
 def rebind_system_metrics_process(instrumentor: Any, process: Any) -> bool:
@@ -169,11 +189,19 @@ def _logger_module_exists(name: str) -> Callable[[], bool]:
 
 
 CHECKED: Final[tuple[Check, ...]] = (
+    *(
+        Check(
+            f"_OpenTelemetrySemanticConventionStability.{name}",
+            "opentelemetry-instrumentation 0.66b1",
+            _has("opentelemetry.instrumentation._semconv",
+                 f"_OpenTelemetrySemanticConventionStability.{name}"),
+        )
+        for name in ("_initialize", "_lock", "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING")
+    ),
     Check(
-        "_OpenTelemetrySemanticConventionStability._initialized",
+        "_StabilityMode.HTTP",
         "opentelemetry-instrumentation 0.66b1",
-        _has("opentelemetry.instrumentation._semconv",
-             "_OpenTelemetrySemanticConventionStability._initialized"),
+        _has("opentelemetry.instrumentation._semconv", "_StabilityMode.HTTP"),
     ),
     Check(
         "StructlogInstrumentor._is_configured_by_app",

@@ -14,11 +14,6 @@ from otel_mlmon.testing import InMemoryTelemetry
 # Our own telemetry errors must surface in tests instead of being swallowed.
 os.environ.setdefault("OTEL_MLMON_STRICT", "true")
 
-# The stable HTTP conventions (http.server.request.duration in seconds) for the contrib Flask
-# instrumentation, set before any instrumentation reads it: it is read once per process, so
-# otherwise the first test to load an instrumentation decides for every later one.
-os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-
 # CI runs the property-based tests on a fixed sequence of examples, so a red run is
 # reproducible; developers' runs keep exploring new ones.
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -17,16 +17,17 @@ the scope what they see (method, route template, status code, exception) on the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Span
 
-from otel_mlmon import semconv
+from otel_mlmon import _compat, _env, semconv
 from otel_mlmon._guard import guarded
 from otel_mlmon.context import (
     RequestScope,
@@ -44,6 +45,15 @@ if TYPE_CHECKING:
 
 #: OTel ``url.query``.
 URL_QUERY: Final = "url.query"
+#: OTel ``server.address`` and ``server.port``.
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+#: What stands for a query value, and for a key that does not look like a parameter name.
+REDACTED: Final = "REDACTED"
+#: Most query parameters kept in ``url.query``; the rest are left out.
+MAX_QUERY_PARAMETERS: Final = 32
+_PARAMETER_NAME: Final = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,64}")
+_SEMCONV_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 #: Marker attribute set on an instrumented app; its value is the app's :class:`AppState`.
 MARKER: Final = "_otel_mlmon_instrumentation"
@@ -162,18 +172,58 @@ def instrumented_subclass(
     return Instrumented
 
 
+def prefer_stable_http_conventions() -> None:
+    """Unless the user set ``OTEL_SEMCONV_STABILITY_OPT_IN``, make the contrib HTTP
+    instrumentations instrumented from now on report the stable HTTP conventions:
+    ``http.server.request.duration`` in seconds with bounded attributes, the histogram FastAPI's
+    native telemetry emits, instead of ``http.server.duration`` in milliseconds carrying the
+    client's ``Host`` header (``http.host``) and the raw target with its query (``http.target``).
+    """
+    if _env.raw(_SEMCONV_OPT_IN) is None:
+        _compat.prefer_stable_http_conventions()
+
+
+def set_server_address(span: Span, host: object, port: object) -> None:
+    """Put the address the server listens on into ``server.address`` / ``server.port``.
+
+    The frameworks take ``server.address`` from the request's ``Host`` header, which every
+    client sets to whatever it likes; the listening socket's address is known and bounded.
+    """
+    if not isinstance(host, str) or not host or not span.is_recording():
+        return
+    span.set_attribute(SERVER_ADDRESS, host)
+    try:
+        number = int(port)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return
+    span.set_attribute(SERVER_PORT, number)
+
+
 def redact_query(span: Span, query: bytes | str) -> None:
-    """Replace ``url.query`` on the server span by its keys with ``REDACTED`` values.
+    """Replace ``url.query`` on the server span by its parameter names with ``REDACTED``
+    values.
 
     Query strings carry model inputs (``GET /predict?age=...``) and tokens, and a trace backend
-    is no place for either; the frameworks redact only a few known credential keys. Keys stay,
-    so a trace still shows which parameters a request had.
+    is no place for either; the frameworks redact only a few known credential keys. A key that
+    looks like a parameter name (up to 64 of ``A-Z a-z 0-9 _ . - [ ]``) stays, so a trace still
+    shows which parameters a request had; any other key, and an item without ``=`` (a bare
+    token), becomes ``REDACTED`` too. At most :data:`MAX_QUERY_PARAMETERS` are kept.
     """
     if not query or not span.is_recording():
         return
     text = query.decode("latin-1") if isinstance(query, bytes) else query
-    pairs = parse_qsl(text, keep_blank_values=True)
-    span.set_attribute(URL_QUERY, "&".join(f"{key}=REDACTED" for key, _ in pairs))
+    parameters: list[str] = []
+    for item in text.split("&"):
+        if not item:
+            continue
+        if len(parameters) == MAX_QUERY_PARAMETERS:
+            break
+        key, equals, _ = item.partition("=")
+        name = unquote_plus(key) if equals else ""
+        if _PARAMETER_NAME.fullmatch(name) is None:
+            name = REDACTED
+        parameters.append(f"{name}={REDACTED}" if equals else REDACTED)
+    span.set_attribute(URL_QUERY, "&".join(parameters))
 
 
 def set_error_type(span: Span, exc: BaseException) -> None:

@@ -80,6 +80,7 @@ class MLRequestMiddleware:
             request, scope_token, id_token = _layer.enter(incoming, self.monitor)
             request.method = scope.get("method")
             header = (_HEADER, request.request_id.encode("ascii"))
+            _layer.set_server_address(request.span, *(scope.get("server") or (None, None)))
             _layer.redact_query(request.span, scope.get("query_string", b""))
         except Exception as exc:
             internal_error("FastAPI request layer", exc)
@@ -125,16 +126,20 @@ def contrib_instrumentation_active(app: fastapi.FastAPI) -> bool:
 
 def _wrap_stack(app: fastapi.FastAPI, stack: ASGIApp, monitor: ModelMonitor | None) -> ASGIApp:
     contrib = _contrib_middleware(stack)
-    if contrib is not None:
+    # The contrib instrumentation may also wrap this app's stack after us (its FastAPI
+    # subclass instruments once ours did): the middleware is then outside the stack we see.
+    if contrib is not None or contrib_instrumentation_active(app):
         warn_once(
             "fastapi-contrib",
             "otel-mlmon: opentelemetry-instrumentation-fastapi is active on this FastAPI app, so "
             "FastAPI's native telemetry is off for it and the contrib middleware makes the server "
-            "span (with extra 'http send'/'http receive' spans, at a higher cost). otel-mlmon "
-            "adds its layer inside that span. To use the native telemetry instead, set "
+            "span (with extra 'http send'/'http receive' spans, at a higher cost, and the "
+            "messages of unhandled exceptions on it). otel-mlmon adds its layer inside that "
+            "span. To use the native telemetry instead, set "
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=fastapi or uninstall "
             "opentelemetry-instrumentation-fastapi.",
         )
+    if contrib is not None:
         contrib.app = MLRequestMiddleware(contrib.app, monitor)
         return stack
     # An outer ServerErrorMiddleware keeps the stack's outermost type what Starlette builds,
@@ -160,6 +165,7 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
+        _layer.prefer_stable_http_conventions()
         self._original_fastapi = fastapi.FastAPI
         fastapi.FastAPI = _layer.instrumented_subclass(  # type: ignore[misc]
             fastapi.FastAPI, FastAPIMLInstrumentor.instrument_app, kwargs
@@ -189,6 +195,8 @@ class FastAPIMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         """
         if getattr(app, _layer.MARKER, None) is not None:
             return
+        # For the contrib FastAPI instrumentation, should it instrument this app after us.
+        _layer.prefer_stable_http_conventions()
         state = _layer.AppState(monitor)
         config = _compat.fastapi_telemetry_config(app)
         if config is None:

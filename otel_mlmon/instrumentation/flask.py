@@ -8,11 +8,14 @@ when the app does not have it yet (and removes it again on uninstrument), then a
   unhandled exception included) carries it; ``ml.request.id`` on the server span;
 - ``ml.model.*`` and ``ml.prediction.id`` on the server span of a request that predicted;
 - ``error.type`` (the exception's qualified class name) on the server span of a request whose
-  view raised, instead of the bare status code.
+  view raised, instead of the bare status code;
+- ``server.address`` / ``server.port`` from the listening socket (``SERVER_NAME``), not from the
+  client's ``Host`` header, and ``url.query`` with its values redacted.
 
 The contrib instrumentation reports the stable HTTP conventions (``http.server.request.duration``
-in seconds, as FastAPI does) only under ``OTEL_SEMCONV_STABILITY_OPT_IN=http``; instrumenting
-sets that default when the variable is unset, before the contrib instrumentation reads it.
+in seconds, as FastAPI does, with bounded attributes) only when it was told so; unless the user
+set ``OTEL_SEMCONV_STABILITY_OPT_IN``, instrumenting makes them its choice first, whenever the
+variable was read (see :func:`otel_mlmon.instrumentation._layer.prefer_stable_http_conventions`).
 
 .. versionadded:: 0.1.0
 """
@@ -32,34 +35,19 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_mlmon import _compat, _env
-from otel_mlmon._guard import internal_error, warn_once
+from otel_mlmon import _compat
+from otel_mlmon._guard import internal_error
 from otel_mlmon.instrumentation import _layer
 from otel_mlmon.monitor import ModelMonitor
 from otel_mlmon.request_id import HEADER
 
 INSTRUMENTS: Final = ("flask >= 2.2",)
-_SEMCONV_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 _HEADER_LOWER: Final = HEADER.lower()
 _ENVIRON_KEY: Final = "HTTP_X_REQUEST_ID"
 
 _apps: weakref.WeakSet[flask.Flask] = weakref.WeakSet()
 
 StartResponse = Callable[..., Any]
-
-
-def _prefer_stable_http_conventions() -> None:
-    if _env.raw(_SEMCONV_OPT_IN):
-        return
-    if _compat.http_conventions_chosen():
-        warn_once(
-            "flask-semconv",
-            "otel-mlmon: the HTTP semantic conventions were chosen before Flask was "
-            "instrumented; set OTEL_SEMCONV_STABILITY_OPT_IN=http to get "
-            "http.server.request.duration (seconds) instead of http.server.duration (ms)",
-        )
-        return
-    _env.set_default(_SEMCONV_OPT_IN, "http")
 
 
 def _wrap_wsgi(
@@ -97,6 +85,8 @@ def _before_request() -> None:
     try:
         span = trace_api.get_current_span()
         _layer.attach_span(span)
+        environ = flask.request.environ
+        _layer.set_server_address(span, environ.get("SERVER_NAME"), environ.get("SERVER_PORT"))
         _layer.redact_query(span, flask.request.query_string)
         scope = _layer.current_scope()
         if isinstance(scope, _layer.Request) and flask.request.url_rule is not None:
@@ -129,12 +119,24 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     _original_flask: type[flask.Flask] | None = None
+    _added_contrib = False
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        _prefer_stable_http_conventions()
+        _layer.prefer_stable_http_conventions()
+        # The contrib instrumentation replaces flask.Flask with a subclass of the Flask it
+        # imported, which would drop ours if it came second (opentelemetry-instrument loads
+        # entry points in no fixed order): instrumenting it first puts ours on top, and its own
+        # entry point then finds it instrumented and leaves flask.Flask alone.
+        contrib = FlaskInstrumentor()
+        if not contrib.is_instrumented_by_opentelemetry:
+            contrib.instrument(
+                tracer_provider=kwargs.get("tracer_provider"),
+                meter_provider=kwargs.get("meter_provider"),
+            )
+            self._added_contrib = contrib.is_instrumented_by_opentelemetry
         self._original_flask = flask.Flask
         flask.Flask = _layer.instrumented_subclass(  # type: ignore[misc]
             flask.Flask, FlaskMLInstrumentor.instrument_app, kwargs
@@ -144,6 +146,9 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self._original_flask is not None:
             flask.Flask = self._original_flask  # type: ignore[misc]
             self._original_flask = None
+        if self._added_contrib:
+            FlaskInstrumentor().uninstrument()
+            self._added_contrib = False
         for app in list(_apps):
             FlaskMLInstrumentor.uninstrument_app(app)
 
@@ -162,7 +167,7 @@ class FlaskMLInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         state = _layer.AppState(monitor)
         if not _compat.instrumented_by_contrib(app):
-            _prefer_stable_http_conventions()
+            _layer.prefer_stable_http_conventions()
             FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
                 app, tracer_provider=tracer_provider, meter_provider=meter_provider
             )

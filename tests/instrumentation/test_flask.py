@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +13,7 @@ from typing import Any
 import flask
 import httpx
 import pytest
+from _served import clean_environment
 from flask.testing import FlaskClient
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
@@ -94,11 +98,36 @@ def test_predict_span_is_the_only_child_of_one_server_span(
 def test_query_string_values_are_redacted_on_the_server_span(
     telemetry: InMemoryTelemetry, client: FlaskClient
 ) -> None:
-    client.post("/predict?email=someone%40example.com&debug", json={"x": 2})
+    client.post("/predict?email=someone%40example.com&debug&a%20b=1&tok%40en=2", json={"x": 2})
 
     (server,) = server_spans(telemetry)
-    assert "email=REDACTED&debug=REDACTED" == (server.attributes or {})["url.query"]
+    # Names are kept; values, bare tokens and keys that are no parameter name are not.
+    assert (
+        "email=REDACTED&REDACTED&REDACTED=REDACTED&REDACTED=REDACTED"
+        == (server.attributes or {})["url.query"]
+    )
     assert "example.com" not in repr(dict(server.attributes or {}))
+
+
+def test_a_query_of_many_parameters_is_cut_to_the_bound(
+    telemetry: InMemoryTelemetry, client: FlaskClient
+) -> None:
+    client.get("/health?" + "&".join(f"p{i}={i}" for i in range(1_000)))
+
+    (server,) = server_spans(telemetry)
+    query = (server.attributes or {})["url.query"]
+    assert [f"p{i}=REDACTED" for i in range(32)] == query.split("&")
+
+
+def test_server_address_is_the_servers_own_not_the_clients_host_header(
+    telemetry: InMemoryTelemetry, client: FlaskClient
+) -> None:
+    client.get("/health", headers={"Host": "attacker.example:6666"})
+
+    (server,) = server_spans(telemetry)
+    attributes = dict(server.attributes or {})
+    assert ("localhost", 80) == (attributes["server.address"], attributes["server.port"])
+    assert "attacker" not in repr(attributes)
 
 
 def test_stable_http_duration_metric_and_ml_metrics_are_recorded(
@@ -111,6 +140,47 @@ def test_stable_http_duration_metric_and_ml_metrics_are_recorded(
     assert telemetry.attributes_of(duration)["http.route"] == "/predict"
     (predictions,) = telemetry.metric_points(semconv.ML_MODEL_PREDICTIONS)
     assert predictions.value == 1
+
+
+CONVENTIONS_READ_FIRST = """
+import json
+import flask
+from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+from otel_mlmon import instrument_flask
+from otel_mlmon.testing import InMemoryTelemetry
+
+telemetry = InMemoryTelemetry()
+# As otel_mlmon.configure() does before the app is instrumented: the first instrumentation of
+# the process reads the HTTP conventions choice (OTEL_SEMCONV_STABILITY_OPT_IN is unset).
+SystemMetricsInstrumentor(config={"process.memory.usage": None}).instrument(
+    meter_provider=telemetry.meter_provider
+)
+app = flask.Flask("late")
+
+@app.get("/")
+def root():
+    return {}
+
+instrument_flask(app, **telemetry.providers)
+app.test_client().get("/")
+print(json.dumps(sorted(name for name in telemetry.metrics() if name.startswith("http."))))
+"""
+
+
+def test_stable_http_duration_even_when_the_conventions_were_chosen_before_flask() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONVENTIONS_READ_FIRST],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_environment(),
+        check=True,
+    )
+
+    assert ["http.server.active_requests", "http.server.request.duration"] == json.loads(
+        done.stdout.strip().splitlines()[-1]
+    )
+    assert "" == done.stderr
 
 
 def test_rejected_input_is_422_without_a_predict_span(

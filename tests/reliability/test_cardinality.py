@@ -1,6 +1,11 @@
 """Attacker-controlled values (predicted labels from a model gone wrong, prediction ids,
-exception types, URL paths, request IDs and header values) cannot grow the number of time
-series past the configured bounds."""
+exception types, URL paths, query strings, Host headers, request IDs and header values) cannot
+grow the number of time series past the configured bounds.
+
+The HTTP cases here run in process, many requests fast; the same hostile requests through every
+documented command, scraped over real sockets, are in
+``tests/instrumentation/test_documented_commands.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,17 @@ import asyncio
 import os
 from typing import Any
 
+import flask
 import pytest
 from fastapi import FastAPI
 
 from otel_mlmon import ModelMonitor, semconv
-from otel_mlmon.instrumentation import instrument_fastapi, uninstrument_fastapi
+from otel_mlmon.instrumentation import (
+    instrument_fastapi,
+    instrument_flask,
+    uninstrument_fastapi,
+    uninstrument_flask,
+)
 from otel_mlmon.testing import InMemoryTelemetry
 
 DISTINCT = 100_000
@@ -20,6 +31,8 @@ DISTINCT = 100_000
 #: 2-core VM); OTEL_MLMON_HTTP_DISTINCT=20000 (100 times past the point after which no series
 #: may appear, about 4 s) for a quicker local run.
 HTTP_DISTINCT = int(os.environ.get("OTEL_MLMON_HTTP_DISTINCT", "100000"))
+#: Requests of the Flask case (its test client costs about ten times a raw ASGI call).
+FLASK_DISTINCT = 3_000
 MAX_CLASSES = 50
 
 
@@ -184,3 +197,54 @@ def test_distinct_paths_request_ids_and_headers_never_become_series(
             values = " ".join(str(v) for v in point.attributes.values())
             assert "req-" not in values and "tenant-" not in values and "agent/" not in values
             assert "/items/1" not in values and "/unknown/" not in values, name
+            assert "evil.example" not in values, name
+
+
+def _flask_app(telemetry: InMemoryTelemetry, monitor: ModelMonitor) -> flask.Flask:
+    app = flask.Flask("attacked")
+
+    @app.get("/items/<item_id>")
+    def item(item_id: str) -> dict[str, Any]:
+        with monitor.predict(features=[1.0]) as p:
+            p.record(len(item_id) % 3, 0.5)
+        return {"id": p.id}
+
+    instrument_flask(app, monitor=monitor, meter_provider=telemetry.meter_provider)
+    return app
+
+
+def _flask_requests(client: Any, start: int, stop: int) -> list[int]:
+    """As :func:`_requests`, through Flask's test client, each with its own Host header."""
+    statuses = []
+    for i in range(start, stop):
+        path = f"/items/{i}?q={i}" if i % 2 == 0 else f"/unknown/{i}/x?q={i}"
+        response = client.get(path, headers={
+            "Host": f"host-{i}.evil.example", "X-Request-ID": f"req-{i:08d}",
+            "X-Tenant": f"tenant-{i}", "User-Agent": f"agent/{i}"})  # fmt: skip
+        statuses.append(response.status_code)
+    return statuses
+
+
+def test_flask_distinct_hosts_paths_request_ids_and_headers_never_become_series(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = ModelMonitor("http", trace=False, **telemetry.providers)
+    app = _flask_app(telemetry, monitor)
+    client = app.test_client()
+    try:
+        warm = _flask_requests(client, 0, 1_000)
+        after_first_thousand = _series(telemetry)
+        rest = _flask_requests(client, 1_000, FLASK_DISTINCT)
+        after_all = _series(telemetry)
+    finally:
+        uninstrument_flask(app)
+    assert {200, 404} == set(warm + rest)
+    assert after_first_thousand == after_all
+    points = telemetry.metric_points("http.server.request.duration")
+    assert {"/items/<item_id>", None} == {p.attributes.get("http.route") for p in points}
+    assert FLASK_DISTINCT == sum(p.count for p in points)
+    for name, metric in telemetry.metrics().items():
+        for point in metric.data.data_points:
+            values = " ".join(str(v) for v in point.attributes.values())
+            assert "req-" not in values and "tenant-" not in values and "agent/" not in values
+            assert "evil.example" not in values and "q=" not in values, name
