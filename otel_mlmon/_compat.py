@@ -61,6 +61,46 @@ def prefer_stable_http_conventions() -> bool:
         return False
 
 
+class _EndWithoutException:
+    """A span activation that, whatever ends it, ends it as if no exception had been raised:
+    the span is ended and the context restored, and nothing of the exception is recorded."""
+
+    __slots__ = ("_activation",)
+
+    def __init__(self, activation: Any) -> None:
+        self._activation = activation
+
+    def __exit__(self, *exc_info: object) -> Any:
+        return self._activation.__exit__(None, None, None)
+
+
+def end_flask_span_without_exception(environ: dict[str, Any]) -> bool:
+    """Make the contrib Flask instrumentation end this request's server span without recording
+    the view's exception: it would put the exception's message (``exception.message``, the last
+    line of ``exception.stacktrace``, the status description) on the span, and messages carry
+    request data. The caller records what may leave instead.
+
+    The contrib instrumentation keeps the span's activation (``trace.use_span``, which records
+    the exception it exits with) in the WSGI environ and exits it in its ``teardown_request``
+    with the exception; this wraps that activation so that it exits clean. Checked against
+    opentelemetry-instrumentation-flask 0.66b1 (``_ENVIRON_ACTIVATION_KEY``). Returns whether
+    an activation was found.
+    """
+    try:
+        from opentelemetry.instrumentation import flask as contrib_flask
+    except ImportError:
+        return False
+    key = getattr(contrib_flask, "_ENVIRON_ACTIVATION_KEY", None)
+    if not isinstance(key, str):
+        return False
+    activation = environ.get(key)
+    if activation is None or not hasattr(activation, "__exit__"):
+        return False
+    if not isinstance(activation, _EndWithoutException):
+        environ[key] = _EndWithoutException(activation)
+    return True
+
+
 def rebind_system_metrics_process(instrumentor: Any, process: Any) -> bool:
     """Point a ``SystemMetricsInstrumentor`` at ``process`` (a ``psutil.Process``): it binds
     the pid it was instrumented in, so a forked worker would report its parent's process.
@@ -202,6 +242,11 @@ CHECKED: Final[tuple[Check, ...]] = (
         "_StabilityMode.HTTP",
         "opentelemetry-instrumentation 0.66b1",
         _has("opentelemetry.instrumentation._semconv", "_StabilityMode.HTTP"),
+    ),
+    Check(
+        "opentelemetry.instrumentation.flask._ENVIRON_ACTIVATION_KEY",
+        "opentelemetry-instrumentation-flask 0.66b1",
+        _has("opentelemetry.instrumentation.flask", "_ENVIRON_ACTIVATION_KEY"),
     ),
     Check(
         "StructlogInstrumentor._is_configured_by_app",

@@ -8,7 +8,9 @@ when the app does not have it yet (and removes it again on uninstrument), then a
   unhandled exception included) carries it; ``ml.request.id`` on the server span;
 - ``ml.model.*`` and ``ml.prediction.id`` on the server span of a request that predicted;
 - ``error.type`` (the exception's qualified class name) on the server span of a request whose
-  view raised, instead of the bare status code;
+  view raised, instead of the bare status code, and an exception event with the type and the
+  frames but never the message (messages carry request data): the contrib instrumentation would
+  record the message in the event and the span status;
 - ``server.address`` / ``server.port`` from the listening socket (``SERVER_NAME``), not from the
   client's ``Host`` header, and ``url.query`` with its values redacted.
 
@@ -35,10 +37,10 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_mlmon import _compat
+from otel_mlmon import _compat, semconv
 from otel_mlmon._guard import internal_error
 from otel_mlmon.instrumentation import _layer
-from otel_mlmon.monitor import ModelMonitor
+from otel_mlmon.monitor import ModelMonitor, _record_exception
 from otel_mlmon.request_id import HEADER
 
 INSTRUMENTS: Final = ("flask >= 2.2",)
@@ -96,12 +98,17 @@ def _before_request() -> None:
 
 
 def _teardown_request(exc: BaseException | None) -> None:
+    # Runs before the contrib teardown (Flask calls them in reverse order), while the server
+    # span is still current.
     if exc is None:
         return
     try:
+        span = trace_api.get_current_span()
+        if _compat.end_flask_span_without_exception(flask.request.environ):
+            _record_exception(span, exc, semconv.error_type(type(exc)), messages=False)
+        else:
+            _layer.set_error_type(span, exc)
         scope = _layer.current_scope()
-        if scope is not None:
-            _layer.set_error_type(scope.span, exc)
         if isinstance(scope, _layer.Request):
             scope.error = exc
     except Exception as error:

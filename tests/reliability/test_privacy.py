@@ -5,7 +5,9 @@ lines and the exported log records of the request and prediction events too; and
 instrumented FastAPI app, with sentinels in the request body, the query string and a header.
 Only an explicit opt-in (include_features=True) logs features, and then it does. An exception
 message carrying the request body leaves through none of the records FastAPI, Starlette and
-uvicorn make of an unhandled exception, served by a real uvicorn through configure().
+uvicorn make of an unhandled exception, served by a real uvicorn through configure(), nor
+the predict span or the HTTP server span of Flask (contrib instrumentation) or FastAPI (native
+telemetry).
 """
 
 from __future__ import annotations
@@ -23,14 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import certifi
+import flask
 import numpy as np
 import pytest
 from _otlp import OtlpHttpServer
 from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_mlmon
 from otel_mlmon import ModelMonitor, logs, semconv
-from otel_mlmon.instrumentation import instrument_fastapi, uninstrument_fastapi
+from otel_mlmon.instrumentation import (
+    instrument_fastapi,
+    instrument_flask,
+    uninstrument_fastapi,
+    uninstrument_flask,
+)
 from otel_mlmon.testing import InMemoryTelemetry
 
 FEATURE = f"SENTINEL-FEATURE-{uuid.uuid4().hex}"
@@ -381,3 +391,75 @@ def test_an_exception_message_carrying_the_request_leaves_through_no_framework_r
     assert b"Unhandled exception in FastAPI request" in received
     assert FEATURE not in rendered
     assert FEATURE.encode() not in received
+
+
+EXCEPTION_SENTINEL = f"SENTINEL-EXCEPTION-{uuid.uuid4().hex}"
+
+
+def _spans_text(telemetry: InMemoryTelemetry) -> str:
+    return "\n".join(span.to_json() for span in telemetry.spans())
+
+
+def _server_span_of_a_failed_request(telemetry: InMemoryTelemetry) -> tuple[Any, Any, Any]:
+    """``(error.type, status code, status description)`` of the one server span."""
+    (server,) = [s for s in telemetry.spans() if s.kind == SpanKind.SERVER]
+    attributes = dict(server.attributes or {})
+    return attributes.get("error.type"), server.status.status_code, server.status.description
+
+
+def test_an_exception_message_carrying_request_data_leaves_no_trace_on_flasks_spans(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = ModelMonitor("privacy", **telemetry.providers)
+    app = flask.Flask("privacy")
+
+    @app.get("/fail")
+    def fail() -> Any:
+        raise ValueError(f"bad input: {flask.request.args['value']}")
+
+    @app.get("/predict")
+    def predict() -> Any:
+        with monitor.predict(features=[1.0]):
+            raise ValueError(f"bad input: {flask.request.args['value']}")
+
+    instrument_flask(app, monitor=monitor, **telemetry.providers)
+    try:
+        client = app.test_client()
+        statuses = [
+            client.get(f"{path}?value={EXCEPTION_SENTINEL}").status_code
+            for path in ("/fail", "/predict")
+        ]
+    finally:
+        uninstrument_flask(app)
+
+    assert [500, 500] == statuses
+    servers = [s for s in telemetry.spans() if s.kind == SpanKind.SERVER]
+    assert [("ValueError", StatusCode.ERROR, None)] * 2 == [
+        ((s.attributes or {}).get("error.type"), s.status.status_code, s.status.description)
+        for s in servers
+    ]
+    # The exception is still on the span: its type and where it was raised.
+    assert [["exception"]] * 2 == [[event.name for event in s.events] for s in servers]
+    assert "ValueError" in str(servers[0].events[0].attributes)
+    assert EXCEPTION_SENTINEL not in _spans_text(telemetry)
+
+
+def test_an_exception_message_carrying_request_data_leaves_no_trace_on_fastapis_span(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    app = FastAPI(telemetry={"operation_spans": False, **telemetry.providers})
+
+    @app.get("/fail")
+    def fail(value: str) -> None:
+        raise ValueError(f"bad input: {value}")
+
+    instrument_fastapi(app, **telemetry.providers)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            response = client.get(f"/fail?value={EXCEPTION_SENTINEL}")
+    finally:
+        uninstrument_fastapi(app)
+
+    assert 500 == response.status_code
+    assert ("ValueError", StatusCode.ERROR, None) == _server_span_of_a_failed_request(telemetry)
+    assert EXCEPTION_SENTINEL not in _spans_text(telemetry)
