@@ -141,7 +141,7 @@ def _http_app(telemetry: InMemoryTelemetry, monitor: ModelMonitor) -> FastAPI:
 
 async def _requests(app: FastAPI, start: int, stop: int) -> list[int]:
     """Requests ``start`` to ``stop``, straight into the ASGI app (no socket), each with its
-    own path and its own X-Request-ID and header values: even ones to the route with a
+    own path, Host header, X-Request-ID and header values: even ones to the route with a
     distinct item, odd ones to distinct paths that match no route (404)."""
     statuses: list[int] = []
 
@@ -159,7 +159,8 @@ async def _requests(app: FastAPI, start: int, stop: int) -> list[int]:
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
             "root_path": "", "query_string": f"q={i}".encode(),
-            "headers": [(b"x-request-id", f"req-{i:08d}".encode()),
+            "headers": [(b"host", f"host-{i}.evil.example".encode()),
+                        (b"x-request-id", f"req-{i:08d}".encode()),
                         (b"x-tenant", f"tenant-{i}".encode()),
                         (b"user-agent", f"agent/{i}".encode())],
             "client": ("127.0.0.1", 40000 + i % 20000), "server": ("127.0.0.1", 8000),
@@ -192,12 +193,17 @@ def test_distinct_paths_request_ids_and_headers_never_become_series(
     assert HTTP_DISTINCT == sum(
         p.count for p in telemetry.metric_points("http.server.request.duration")
     )
+    _assert_no_request_value_on_any_series(telemetry)
+
+
+def _assert_no_request_value_on_any_series(telemetry: InMemoryTelemetry) -> None:
+    """No request ID, header value, Host header, raw path or query on any series."""
     for name, metric in telemetry.metrics().items():
         for point in metric.data.data_points:
             values = " ".join(str(v) for v in point.attributes.values())
             assert "req-" not in values and "tenant-" not in values and "agent/" not in values
             assert "/items/1" not in values and "/unknown/" not in values, name
-            assert "evil.example" not in values, name
+            assert "evil.example" not in values and "q=" not in values, name
 
 
 def _flask_app(telemetry: InMemoryTelemetry, monitor: ModelMonitor) -> flask.Flask:
@@ -243,8 +249,4 @@ def test_flask_distinct_hosts_paths_request_ids_and_headers_never_become_series(
     points = telemetry.metric_points("http.server.request.duration")
     assert {"/items/<item_id>", None} == {p.attributes.get("http.route") for p in points}
     assert FLASK_DISTINCT == sum(p.count for p in points)
-    for name, metric in telemetry.metrics().items():
-        for point in metric.data.data_points:
-            values = " ".join(str(v) for v in point.attributes.values())
-            assert "req-" not in values and "tenant-" not in values and "agent/" not in values
-            assert "evil.example" not in values and "q=" not in values, name
+    _assert_no_request_value_on_any_series(telemetry)
