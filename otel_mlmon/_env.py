@@ -128,9 +128,3 @@ def forget_warnings() -> None:
     with _warned_lock:
         _warned.clear()
 
-
-def set_default(name: str, value: str) -> None:
-    """Set ``name`` to ``value`` unless it is set: for a choice a third party reads from the
-    environment only (the contrib instrumentations' ``OTEL_SEMCONV_STABILITY_OPT_IN``)."""
-    if raw(name) is None:
-        os.environ[name] = value

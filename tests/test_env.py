@@ -96,15 +96,6 @@ def test_strict_mode_written_as_1_is_off_and_says_so(
     ]
 
 
-def test_set_default_never_overrides_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(NAME, "mine")
-    _env.set_default(NAME, "ours")
-    assert "mine" == _env.raw(NAME)
-    monkeypatch.delenv(NAME)
-    _env.set_default(NAME, "ours")
-    assert "ours" == _env.raw(NAME)
-
-
 def test_no_other_module_reads_the_environment() -> None:
     import ast
     from pathlib import Path
