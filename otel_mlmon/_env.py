@@ -127,4 +127,3 @@ def forget_warnings() -> None:
     """Warn again about values already warned about (for tests that count warnings)."""
     with _warned_lock:
         _warned.clear()
-
