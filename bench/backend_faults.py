@@ -183,7 +183,7 @@ _models: dict[int, Any] = {}
 def _iris(example: ModuleType) -> Any:
     """The example's model, trained once per run."""
     if id(example) not in _models:
-        _models[id(example)] = example.IrisModel()
+        _models[id(example)] = example.iris.IrisModel()
     return _models[id(example)]
 
 

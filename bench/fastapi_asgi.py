@@ -150,7 +150,7 @@ def part_two() -> list[Variant]:
 
     configure_logging(export=False, stream=open(os.devnull, "w"), sample_predictions=0.0)  # noqa: SIM115
     example = load_example()
-    model = example.IrisModel()
+    model = example.iris.IrisModel()
     body = json.dumps({"features": ROW}).encode()
 
     # The same endpoint as the example, minus the monitor: no ML layer at all.

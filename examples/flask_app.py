@@ -1,112 +1,72 @@
 """An iris classifier served by Flask, instrumented with otel-mlmon.
 
-A scikit-learn model is trained at start-up on the iris data set that ships with scikit-learn
-(nothing is downloaded). Run it with one command from the repository root, on Flask's
-development server or on gunicorn:
+The model and its telemetry are in ``examples/iris.py`` (``otel_mlmon.examples.iris`` once
+installed); this file is the Flask part. Run it from the repository root, on Flask's
+development server or on gunicorn with one or several workers:
 
-    .venv/bin/python examples/flask_app.py                                  # 127.0.0.1:8001
-    .venv/bin/gunicorn -w 1 -b 127.0.0.1:8001 --chdir examples 'flask_app:create_app()'
+    .venv/bin/python examples/flask_app.py                        # 127.0.0.1:8001, metrics :9464
+    .venv/bin/gunicorn -w 2 -b 127.0.0.1:8001 --chdir examples 'flask_app:create_app()'
 
 The endpoints are those of ``examples/fastapi_app.py`` (``/predict`` single and batch,
 ``/feedback``, ``/health``). Telemetry: ``opentelemetry-instrumentation-flask`` makes the
 server span and ``http.server.request.duration``; ``otel_mlmon.instrument_flask`` applies it
 and adds request IDs, ML attributes on the server span and the ``predict iris`` span below it.
-Under gunicorn, ``create_app()`` runs ``otel_mlmon.configure()`` in the worker (after the
+Under gunicorn, ``create_app()`` runs ``otel_mlmon.configure()`` in each worker (after the
 fork), so each worker has its own exporters.
+
+Bad input: a body over ``iris.MAX_BODY_BYTES`` is answered 413 before it is read (Flask's
+``MAX_CONTENT_LENGTH``); a malformed one 422 with a fixed message, never the input itself.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-import numpy as np
 from flask import Flask, jsonify, request
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
+from werkzeug.exceptions import RequestEntityTooLarge
 
 import otel_mlmon
-from otel_mlmon.context import get_request_id
-from otel_mlmon.logs import log_prediction
-
-MODEL_NAME = "iris"
-MODEL_VERSION = "1.0.0"
-FEATURE_NAMES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-N_FEATURES = len(FEATURE_NAMES)
-MAX_BATCH = 256
-#: Drift settings: those of examples/fastapi_app.py (the defaults: 1000 rows, scored from 500).
-DRIFT = otel_mlmon.DriftConfig(window=1000, min_samples=500)
+from otel_mlmon.examples import iris
 
 
-class IrisModel:
-    """The model: a logistic regression trained on the bundled iris data at start-up."""
+def _json_body() -> Any:
+    """The request's JSON, or None when it is not JSON. Werkzeug answers 413 when the declared
+    length is over ``MAX_CONTENT_LENGTH``, but reads a chunked body only up to it and stops
+    there without a word: one that fills the whole allowance is refused here."""
+    data = request.get_data(cache=True)
+    if request.content_length is None and len(data) >= iris.MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return request.get_json(silent=True)
 
-    def __init__(self) -> None:
-        data = load_iris()
-        self.estimator = LogisticRegression(max_iter=500).fit(data.data, data.target)
-        self.train_accuracy = float(self.estimator.score(data.data, data.target))
-        self.reference = np.asarray(data.data, dtype=np.float64)
-        self.classes = [int(c) for c in self.estimator.classes_]
 
-    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Classes and confidences of ``rows``; raises ``ValueError`` on NaN or infinity."""
-        probabilities = self.estimator.predict_proba(rows)
-        return probabilities.argmax(axis=1), probabilities.max(axis=1)
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_row(value: object) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == N_FEATURES
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
+    return isinstance(value, list) and len(value) == iris.N_FEATURES and all(map(_is_number, value))
 
 
-def _parse_features(body: object) -> tuple[list[list[float]], bool] | None:
-    """``(rows, batch)`` from a request body, or ``None`` when it is malformed."""
-    if not isinstance(body, dict):
-        return None
-    features = body.get("features")
-    if _is_row(features):
-        return [features], False  # type: ignore[list-item]
-    if (
-        isinstance(features, list)
-        and 0 < len(features) <= MAX_BATCH
-        and all(_is_row(row) for row in features)
-    ):
-        return features, True
-    return None
+def _is_batch(value: object, item: Any) -> bool:
+    return isinstance(value, list) and 0 < len(value) <= iris.MAX_BATCH and all(map(item, value))
 
 
-def build_monitor(model: IrisModel, **providers: Any) -> otel_mlmon.ModelMonitor:
-    """The ``ModelMonitor`` of the service: the training data and the model's predictions on it
-    are the drift reference of the features and of the predictions."""
-    monitor = otel_mlmon.ModelMonitor(
-        MODEL_NAME,
-        version=MODEL_VERSION,
-        task="classification",
-        framework="sklearn",
-        classes=model.classes,
-        feature_names=list(FEATURE_NAMES),
-        reference=model.reference,
-        reference_predictions=model.estimator.predict(model.reference),
-        drift=DRIFT,
-        **providers,
-    )
-    monitor.model_loaded(framework="sklearn", metrics={"train_accuracy": model.train_accuracy})
-    return monitor
+def _is_label(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def create_app(
     *,
-    model: IrisModel | None = None,
+    model: iris.IrisModel | None = None,
     monitor: otel_mlmon.ModelMonitor | None = None,
     tracer_provider: Any = None,
     meter_provider: Any = None,
     configure: bool | None = None,
+    faults: bool | None = None,
 ) -> Flask:
     """The service. Without providers (a WSGI server calling ``create_app()``) it runs
-    ``otel_mlmon.configure()`` first; tests pass in-memory providers instead."""
+    ``otel_mlmon.configure()`` first; tests pass in-memory providers instead. ``faults``
+    enables the ``X-Example-Fault`` header (default: ``EXAMPLE_FAULTS``)."""
     if configure is None:
         configure = tracer_provider is None and meter_provider is None
     if configure:
@@ -116,73 +76,58 @@ def create_app(
         for k, v in (("tracer_provider", tracer_provider), ("meter_provider", meter_provider))
         if v is not None
     }
-    model = model or IrisModel()
-    monitor = monitor or build_monitor(model, **providers)
+    model = model or iris.IrisModel()
+    service = iris.IrisService(
+        model,
+        monitor or iris.build_monitor(model, **providers),
+        faults=iris.faults_enabled() if faults is None else faults,
+    )
     app = Flask("iris")
+    # Werkzeug answers 413 from the Content-Length alone, or once a chunked body passes it.
+    app.config["MAX_CONTENT_LENGTH"] = iris.MAX_BODY_BYTES
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> Any:
+        return jsonify(detail=f"request body over {iris.MAX_BODY_BYTES} bytes"), 413
 
     @app.post("/predict")
     def predict() -> Any:
-        parsed = _parse_features(request.get_json(silent=True))
-        if parsed is None:
+        body = _json_body()
+        features = body.get("features") if isinstance(body, dict) else None
+        if not (_is_row(features) or _is_batch(features, _is_row)):
             # Rejected before the model: no predict span, as FastAPI's validation does.
-            return jsonify(
-                detail=f"features: {N_FEATURES} numbers, or up to {MAX_BATCH} rows of them"
-            ), 422
-        rows_list, batch = parsed
-        rows = np.asarray(rows_list, dtype=np.float64)
-        with monitor.predict(features=rows) as p:
-            classes, confidences = model.predict(rows)
-            if batch:
-                p.record(classes, confidences)
-                log_prediction(
-                    [int(c) for c in classes], prediction_id=p.id, batch_size=len(classes)
-                )
-            else:
-                p.record(int(classes[0]), float(confidences[0]))
-                log_prediction(
-                    int(classes[0]), confidence=float(confidences[0]), prediction_id=p.id
-                )
-        body: dict[str, Any] = {"prediction_id": p.id, "request_id": get_request_id()}
-        if batch:
-            body["predictions"] = [int(c) for c in classes]
-            body["confidences"] = [round(float(c), 6) for c in confidences]
-        else:
-            body["prediction"] = int(classes[0])
-            body["confidence"] = round(float(confidences[0]), 6)
-        return jsonify(body)
+            detail = f"features: {iris.N_FEATURES} numbers, or up to {iris.MAX_BATCH} rows of them"
+            return jsonify(detail=detail), 422
+        return jsonify(service.predict(features, fault=request.headers.get("X-Example-Fault")))
 
     @app.post("/feedback")
     def feedback() -> Any:
-        body = request.get_json(silent=True)
+        body = _json_body()
         if not (
             isinstance(body, dict)
             and isinstance(body.get("prediction_id"), str)
             and 0 < len(body["prediction_id"]) <= 64
-            and "label" in body
+            and (_is_label(body.get("label")) or _is_batch(body.get("label"), _is_label))
         ):
-            return jsonify(detail="prediction_id (string) and label are required"), 422
-        monitor.record_label(body["prediction_id"], body["label"])
-        return jsonify(accepted=True), 202
+            return jsonify(
+                detail=f"prediction_id (a string) and label (an integer, or up to {iris.MAX_BATCH})"
+                " are required"
+            ), 422
+        return jsonify(service.feedback(body["prediction_id"], body["label"])), 202
 
     @app.get("/health")
     def health() -> Any:
-        return jsonify(status="ok", model=MODEL_NAME, version=monitor.version)
+        return jsonify(service.health())
 
-    otel_mlmon.instrument_flask(app, monitor=monitor, **providers)
+    otel_mlmon.instrument_flask(app, monitor=service.monitor, **providers)
     app.config["MODEL"] = model
-    app.config["MONITOR"] = monitor
+    app.config["MONITOR"] = service.monitor
     return app
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    args = parser.parse_args()
-    telemetry = otel_mlmon.configure(service_name="iris-flask")
-    if telemetry.prometheus_address:
-        host, port = telemetry.prometheus_address
-        print(f"metrics: http://{host}:{port}/metrics", flush=True)
+    args = iris.command_line(__doc__.splitlines()[0], port=8001)
+    telemetry = iris.start_telemetry("iris-flask", args.prometheus_port)
     try:
         create_app(configure=False).run(host=args.host, port=args.port, threaded=True)
     finally:

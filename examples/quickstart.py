@@ -22,10 +22,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds to run")
     parser.add_argument("--rate", type=float, default=50.0, help="predictions per second")
-    parser.add_argument("--port", type=int, default=None, help="Prometheus port (default 9464)")
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=None,
+        help="port of the Prometheus endpoint (default 9464 or OTEL_EXPORTER_PROMETHEUS_PORT)",
+    )
     args = parser.parse_args()
 
-    telemetry = otel_mlmon.configure(service_name="iris-quickstart", prometheus_port=args.port)
+    telemetry = otel_mlmon.configure(
+        service_name="iris-quickstart", prometheus_port=args.prometheus_port
+    )
     data = load_iris()
     model = LogisticRegression(max_iter=500).fit(data.data, data.target)
     monitor = otel_mlmon.ModelMonitor(

@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="the iris example service under traffic, with a live telemetry summary",
-        description=_demo.__doc__.splitlines()[0] if _demo.__doc__ else None,
+        description=_demo.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _demo.add_arguments(demo)
     demo.set_defaults(handler=_demo.run)

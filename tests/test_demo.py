@@ -1,8 +1,10 @@
-"""``otel-mlmon demo``: a real run in a subprocess, Ctrl-C, and the summary arithmetic."""
+"""``otel-mlmon demo``: a real run in a subprocess, Ctrl-C, ``--help``, and the summary
+arithmetic. The run from an installed wheel is in tests/test_packaging.py."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -16,20 +18,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from otel_mlmon.demo import (
-    EXAMPLE,
+from otel_mlmon.demo import add_arguments
+from otel_mlmon.demo.scrape import (
     DriftRow,
-    LiveView,
+    ModelStats,
     Summary,
-    Traffic,
-    add_arguments,
     histogram_quantile,
     parse_samples,
-    render,
     summarize,
 )
+from otel_mlmon.demo.traffic import Traffic
+from otel_mlmon.demo.view import LiveView, Setting, render
 
-pytestmark = pytest.mark.skipif(not EXAMPLE.exists(), reason="needs the source checkout")
+HTTP_COUNT = "http_server_request_duration_seconds_count"
+SETTING = Setting(duration=10.0, service_url="http://s", metrics_url=None, otlp_endpoint=None)
 
 
 def start_demo(*args: str) -> subprocess.Popen[str]:
@@ -60,6 +62,16 @@ def read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60
     raise AssertionError(f"{pattern!r} not printed; got {''.join(seen)}")
 
 
+def wait_for_metrics(url: str, names: set[str]) -> None:
+    """Scrape ``url`` until every one of ``names`` is there."""
+    deadline = time.monotonic() + 60  # a bound on a hang, not a speed check
+    while time.monotonic() < deadline:
+        if names <= {name for name, _, _ in parse_samples(httpx.get(url, timeout=5).text)}:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{names} not all served at {url}")
+
+
 def test_demo_serves_metrics_while_it_runs_and_ends_flushed(tmp_path: Path) -> None:
     log_file = tmp_path / "demo.log"
     process = start_demo(
@@ -69,15 +81,13 @@ def test_demo_serves_metrics_while_it_runs_and_ends_flushed(tmp_path: Path) -> N
     try:
         url = read_until(process, r"prometheus\s+(http://\S+/metrics)").group(1)
         read_until(process, r"Ctrl-C to stop")
-        time.sleep(2.5)
-        scraped = {name for name, _, _ in parse_samples(httpx.get(url, timeout=5).text)}
+        wait_for_metrics(url, {"ml_model_predictions_total", HTTP_COUNT})
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
 
     assert process.returncode == 0, stderr
-    assert {"ml_model_predictions_total", "http_server_request_duration_seconds_count"} <= scraped
     final = stdout.split("otel-mlmon demo")[-1]
     requests = int(re.search(r"requests\s+(\d+)", final).group(1))  # type: ignore[union-attr]
     assert requests > 0
@@ -112,7 +122,7 @@ def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
     process = start_demo("--duration", "0", "--rate", "20", "--no-drift")
     try:
         read_until(process, r"Ctrl-C to stop")
-        time.sleep(2)
+        read_until(process, r"model \S+\s+predictions\s+[1-9]")  # the traffic is flowing
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     finally:
@@ -192,15 +202,7 @@ def test_live_view_rewrites_in_place_on_a_terminal() -> None:
     stream = Terminal()
     view = LiveView(stream)
     summary = Summary(drift=[DriftRow("petal_length", "psi", 0.9, 0.2, True)], drift_available=True)
-    lines = render(
-        summary,
-        Traffic(last_trace_id="ab" * 16),
-        elapsed=1.0,
-        duration=10.0,
-        service_url="http://s",
-        metrics_url="http://m/metrics",
-        otlp_endpoint=None,
-    )
+    lines = render(summary, Traffic(last_trace_id="ab" * 16), elapsed=1.0, setting=SETTING)
     view.show(lines)
     view.show(lines)
 
@@ -222,16 +224,9 @@ def test_summarize_reads_the_drift_window_fill_level() -> None:
     ],
 )
 def test_drift_line_before_the_first_scores_says_why(window: int | None, expected: str) -> None:
-    lines = render(
-        Summary(drift_window=window),
-        Traffic(),
-        elapsed=1.0,
-        duration=10.0,
-        service_url="http://s",
-        metrics_url=None,
-        otlp_endpoint=None,
-        min_samples=500,
-    )
+    setting = dataclasses.replace(SETTING, min_samples=500)
+
+    lines = render(Summary(drift_window=window), Traffic(), elapsed=1.0, setting=setting)
 
     assert [f"  drift        {expected}"] == [line for line in lines if "drift  " in line]
 
@@ -245,3 +240,44 @@ def test_live_view_cuts_lines_to_the_terminal_width_so_none_wraps() -> None:
     LiveView(stream, width=20).show(["x" * 50, "short"])
 
     assert ["x" * 19, "short"] == stream.getvalue().splitlines()
+
+
+def test_summary_has_one_line_of_numbers_per_model_version() -> None:
+    text = "\n".join(
+        [
+            "# TYPE ml_model_predictions_total counter",
+            'ml_model_predictions_total{ml_model_name="iris",ml_model_version="1.0.0"} 7',
+            'ml_model_predictions_total{ml_model_name="iris",ml_model_version="2.0.0"} 3',
+            "# TYPE ml_model_accuracy gauge",
+            'ml_model_accuracy{ml_model_name="iris",ml_model_version="2.0.0"} 0.5',
+        ]
+    )
+
+    summary = summarize(parse_samples(text + "\n"))
+    lines = render(summary, Traffic(), elapsed=1.0, setting=SETTING)
+
+    assert {
+        "1.0.0": ModelStats(predictions=7),
+        "2.0.0": ModelStats(predictions=3, accuracy=0.5),
+    } == summary.models
+    assert 2 == len([line for line in lines if line.startswith("  model ")])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["otel-mlmon", "demo", "--help"], ["python", "-m", "otel_mlmon.demo", "--help"]],
+    ids=" ".join,
+)
+def test_help_is_plain_text_without_markup(command: list[str]) -> None:
+    scripts = Path(sys.executable).parent
+    program = sys.executable if command[0] == "python" else str(scripts / command[0])
+
+    result = subprocess.run(
+        [program, *command[1:]], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    markup = re.findall(
+        r"``|:(?:func|mod|class|data|meth):|^\.\. |versionadded", result.stdout, re.M
+    )
+    assert [] == markup, result.stdout
+    assert "pip install 'otel-mlmon[examples]'" in result.stdout

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from opentelemetry.trace import SpanKind
 
 from otel_mlmon import semconv
-from otel_mlmon.demo import parse_samples
+from otel_mlmon.demo.scrape import parse_samples
 from otel_mlmon.instrumentation import uninstrument_flask
 from otel_mlmon.testing import InMemoryTelemetry
 
@@ -67,6 +67,26 @@ def test_malformed_input_is_422_without_a_predict_span(
     assert [s.kind for s in telemetry.spans()] == [SpanKind.SERVER]
 
 
+@pytest.mark.parametrize(
+    "body", [{"features": [1, 2, 3, "SECRET-INPUT"]}, {"prediction_id": "SECRET-INPUT"}]
+)
+def test_a_422_never_echoes_the_input(client: FlaskClient, body: dict[str, object]) -> None:
+    path = "/feedback" if "prediction_id" in body else "/predict"
+
+    response = client.post(path, json=body)
+
+    assert (422, False) == (response.status_code, b"SECRET-INPUT" in response.data)
+
+
+def test_feedback_takes_an_integer_or_a_bounded_list_of_them(client: FlaskClient) -> None:
+    statuses = [
+        client.post("/feedback", json={"prediction_id": "p", "label": label}).status_code
+        for label in (1, [0, 2], True, "1", [], [1] * 257)
+    ]
+
+    assert [202, 202, 422, 422, 422, 422] == statuses
+
+
 def test_model_error_is_500_with_error_type(
     client: FlaskClient, telemetry: InMemoryTelemetry
 ) -> None:
@@ -77,25 +97,6 @@ def test_model_error_is_500_with_error_type(
     assert response.status_code == 500
     server = next(s for s in telemetry.spans() if s.kind == SpanKind.SERVER)
     assert (server.attributes or {})["error.type"] == "ValueError"
-
-
-def test_documented_dev_server_command(
-    run_command: Callable[..., subprocess.Popen[str]],
-    free_port: int,
-    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
-) -> None:
-    process = run_command(
-        [sys.executable, "examples/flask_app.py", "--port", str(free_port)],
-        OTEL_EXPORTER_PROMETHEUS_PORT="0",
-    )
-    base = f"http://127.0.0.1:{free_port}"
-    wait_healthy(base, process)
-    response = httpx.post(f"{base}/predict", json={"features": ROW})
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=30)
-
-    assert response.status_code == 200
-    assert response.headers["x-request-id"] == response.json()["request_id"]
 
 
 @pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn not installed")

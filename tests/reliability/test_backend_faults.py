@@ -212,7 +212,7 @@ def fastapi_example() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def iris(fastapi_example: ModuleType) -> Any:
-    return fastapi_example.IrisModel()  # trained once for the module
+    return fastapi_example.iris.IrisModel()  # trained once for the module
 
 
 async def asgi_post(app: Any, path: str, payload: object) -> tuple[int, dict[str, Any]]:

@@ -1,0 +1,177 @@
+"""The model and its telemetry, shared by the example services and the demo's traffic.
+
+:class:`IrisModel` stands in for your model: a logistic regression trained at start-up on the
+iris data set that ships with scikit-learn (nothing is downloaded). :func:`build_monitor` and
+:class:`IrisService` are the parts to copy into your own service: a ``ModelMonitor`` whose drift
+reference is the training data, and one recorded prediction per request (the ``predict iris``
+span, the ML metrics, a ``prediction_made`` log line), one delayed label per ``/feedback``.
+``fastapi_app.py`` and ``flask_app.py`` add only their framework: parsing and validation,
+routes, the request-size bound and the HTTP instrumentation.
+
+Fault injection, for tests and the demo only and OFF by default: with ``EXAMPLE_FAULTS=1`` in
+the environment, ``/predict`` honours the request header ``X-Example-Fault``: ``slow`` sleeps
+:data:`SLOW_FAULT_SECONDS` inside the predict span (above the p99 latency alert's 0.5 s),
+``error`` raises :class:`InjectedFault` there (a 500 with ``error.type``). Without the
+variable the header is ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import otel_mlmon
+from otel_mlmon.context import get_request_id
+from otel_mlmon.logs import log_prediction
+
+MODEL_NAME = "iris"
+MODEL_VERSION = "1.0.0"
+FEATURE_NAMES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+N_FEATURES = len(FEATURE_NAMES)
+#: Rows in one ``/predict`` batch, and labels in one ``/feedback``, at most.
+MAX_BATCH = 256
+#: Bytes of a request body at most: a full batch (256 rows of 4 numbers) is under 30 KB of
+#: JSON. A larger body is answered 413 before it is read, so it never sits in memory.
+MAX_BODY_BYTES = 64 * 1024
+
+#: Drift settings of the service: the library defaults, a window of the last 1000 rows scored
+#: from 500 rows on, against the 150 training rows. At the demo's default rate (20 requests/s,
+#: about 26 rows/s) the first scores appear after about 20 s and the drift injected at 48 s is
+#: detected within about 2 s (docs/instrumentation.md, "The demo"). A window of 500 rows scored
+#: from 200 showed the scores sooner, but its noisier Wasserstein score crossed 0.15 on
+#: undrifted traffic once in a 120 s run: a false alarm.
+DRIFT = otel_mlmon.DriftConfig(window=1000, min_samples=500)
+
+#: Environment variable that enables the ``X-Example-Fault`` header (off unless ``1``/``true``).
+FAULTS_ENV = "EXAMPLE_FAULTS"
+#: Seconds a ``slow`` fault sleeps: above the p99 latency alert's threshold (0.5 s).
+SLOW_FAULT_SECONDS = 0.6
+
+
+class InjectedFault(RuntimeError):
+    """What an ``error`` fault raises inside the predict span (only with EXAMPLE_FAULTS=1)."""
+
+
+def faults_enabled() -> bool:
+    """Whether ``EXAMPLE_FAULTS`` turns fault injection on (``1``, ``true`` or ``yes``)."""
+    return os.environ.get(FAULTS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+class IrisModel:
+    """The model: a logistic regression trained on the bundled iris data at start-up."""
+
+    def __init__(self) -> None:
+        data = load_iris()
+        self.estimator = LogisticRegression(max_iter=500).fit(data.data, data.target)
+        self.train_accuracy = float(self.estimator.score(data.data, data.target))
+        #: The training rows (the drift reference) and their true classes.
+        self.reference = np.asarray(data.data, dtype=np.float64)
+        self.targets = np.asarray(data.target)
+        self.classes = [int(c) for c in self.estimator.classes_]
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Classes and confidences of ``rows``; raises ``ValueError`` on NaN or infinity."""
+        probabilities = self.estimator.predict_proba(rows)
+        return probabilities.argmax(axis=1), probabilities.max(axis=1)
+
+
+def build_monitor(model: IrisModel, **providers: Any) -> otel_mlmon.ModelMonitor:
+    """The ``ModelMonitor`` of the service: the training data and the model's predictions on it
+    are the drift reference of the features and of the predictions. ``providers``:
+    ``tracer_provider=`` / ``meter_provider=`` (tests), else the global ones."""
+    monitor = otel_mlmon.ModelMonitor(
+        MODEL_NAME,
+        version=MODEL_VERSION,
+        task="classification",
+        framework="sklearn",
+        classes=model.classes,
+        feature_names=list(FEATURE_NAMES),
+        reference=model.reference,
+        reference_predictions=model.estimator.predict(model.reference),
+        drift=DRIFT,
+        **providers,
+    )
+    monitor.model_loaded(framework="sklearn", metrics={"train_accuracy": model.train_accuracy})
+    return monitor
+
+
+@dataclass
+class IrisService:
+    """What the routes call, whatever the framework: rows in, a JSON-ready body out."""
+
+    model: IrisModel
+    monitor: otel_mlmon.ModelMonitor
+    #: Whether the ``X-Example-Fault`` header is honoured (see the module docstring).
+    faults: bool = False
+
+    def predict(
+        self, features: list[float] | list[list[float]], fault: str | None = None
+    ) -> dict[str, Any]:
+        """Predict one row (``features`` a list of numbers) or a batch (a list of rows), record
+        it, and return the response body. The model's own errors propagate (a 500)."""
+        batch = bool(features) and isinstance(features[0], list)
+        rows = np.asarray(features if batch else [features], dtype=np.float64)
+        with self.monitor.predict(features=rows) as p:
+            if self.faults and fault == "slow":
+                time.sleep(SLOW_FAULT_SECONDS)
+            elif self.faults and fault == "error":
+                raise InjectedFault("fault injected by the X-Example-Fault header")
+            classes, confidences = self.model.predict(rows)
+            if batch:
+                p.record(classes, confidences)
+                log_prediction(
+                    [int(c) for c in classes], prediction_id=p.id, batch_size=len(classes)
+                )
+            else:
+                p.record(int(classes[0]), float(confidences[0]))
+                log_prediction(
+                    int(classes[0]), confidence=float(confidences[0]), prediction_id=p.id
+                )
+        body: dict[str, Any] = {"prediction_id": p.id, "request_id": get_request_id()}
+        if batch:
+            body["predictions"] = [int(c) for c in classes]
+            body["confidences"] = [round(float(c), 6) for c in confidences]
+        else:
+            body["prediction"] = int(classes[0])
+            body["confidence"] = round(float(confidences[0]), 6)
+        return body
+
+    def feedback(self, prediction_id: str, label: int | list[int]) -> dict[str, Any]:
+        """Join the true class (one per row of a batch) to an earlier prediction."""
+        self.monitor.record_label(prediction_id, label)
+        return {"accepted": True}
+
+    def health(self) -> dict[str, Any]:
+        """The ``/health`` body: the model served and its version."""
+        return {"status": "ok", "model": MODEL_NAME, "version": self.monitor.version}
+
+
+def command_line(description: str, port: int) -> argparse.Namespace:
+    """The options of a service's command: ``--host``, ``--port`` (of the service, default
+    ``port``) and ``--prometheus-port``, named as in ``otel-mlmon demo``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address of the service")
+    parser.add_argument("--port", type=int, default=port, help=f"port of the service ({port})")
+    parser.add_argument(
+        "--prometheus-port",
+        type=int,
+        default=None,
+        help="port of the Prometheus endpoint (default 9464 or OTEL_EXPORTER_PROMETHEUS_PORT)",
+    )
+    return parser.parse_args()
+
+
+def start_telemetry(service_name: str, prometheus_port: int | None) -> otel_mlmon.Telemetry:
+    """``otel_mlmon.configure()`` for a service's command, printing where its metrics are."""
+    telemetry = otel_mlmon.configure(service_name=service_name, prometheus_port=prometheus_port)
+    if telemetry.prometheus_address:
+        host, bound = telemetry.prometheus_address
+        print(f"metrics: http://{host}:{bound}/metrics", flush=True)
+    return telemetry
