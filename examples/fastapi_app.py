@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -71,6 +71,42 @@ async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def routes(service: iris.IrisService) -> APIRouter:
+    """The endpoints, each a call into ``service``."""
+    router = APIRouter()
+
+    @router.post("/predict")
+    def predict(
+        request: PredictRequest,
+        x_example_fault: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> dict[str, Any]:
+        # A sync endpoint: scikit-learn holds the GIL, FastAPI runs it in its thread pool.
+        return service.predict(request.features, fault=x_example_fault)
+
+    @router.post("/feedback", status_code=202)
+    async def feedback(request: FeedbackRequest) -> dict[str, Any]:
+        return service.feedback(request.prediction_id, request.label)
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        return service.health()
+
+    return router
+
+
+def flush_on_shutdown(telemetry: otel_mlmon.Telemetry | None) -> Any:
+    """A lifespan that shuts ``telemetry`` down (flushing it) when the server stops: uvicorn
+    ends a worker by re-raising SIGTERM, so exit handlers never run (docs/reliability.md)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if telemetry is not None:
+            telemetry.shutdown()
+
+    return lifespan
+
+
 def create_app(
     *,
     model: iris.IrisModel | None = None,
@@ -90,15 +126,6 @@ def create_app(
     if configure is None:
         configure = not providers
     configured = otel_mlmon.configure(service_name="iris-fastapi") if configure else None
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        # uvicorn ends a worker by re-raising SIGTERM once it has shut down, so exit handlers
-        # never run: what configure() set up above is flushed here (docs/reliability.md).
-        if configured is not None:
-            configured.shutdown()
-
     model = model or iris.IrisModel()
     service = iris.IrisService(
         model,
@@ -107,7 +134,7 @@ def create_app(
     )
     app = FastAPI(
         title="iris",
-        lifespan=lifespan,
+        lifespan=flush_on_shutdown(configured),
         max_body_size=iris.MAX_BODY_BYTES,
         exception_handlers={RequestValidationError: validation_failed},
         # One server span per request: the operation spans (dependencies, endpoint,
@@ -115,23 +142,7 @@ def create_app(
         # needs; the predict span already times the model.
         telemetry={"operation_spans": False, **(telemetry or {})},
     )
-
-    @app.post("/predict")
-    def predict(
-        request: PredictRequest,
-        x_example_fault: Annotated[str | None, Header(include_in_schema=False)] = None,
-    ) -> dict[str, Any]:
-        # A sync endpoint: scikit-learn holds the GIL, FastAPI runs it in its thread pool.
-        return service.predict(request.features, fault=x_example_fault)
-
-    @app.post("/feedback", status_code=202)
-    async def feedback(request: FeedbackRequest) -> dict[str, Any]:
-        return service.feedback(request.prediction_id, request.label)
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return service.health()
-
+    app.include_router(routes(service))
     otel_mlmon.instrument_fastapi(app, monitor=service.monitor, **providers)
     app.state.model = model
     app.state.monitor = service.monitor

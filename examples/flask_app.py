@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 import otel_mlmon
@@ -55,6 +55,47 @@ def _is_label(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def routes(service: iris.IrisService) -> Blueprint:
+    """The endpoints, each a call into ``service`` once the body is checked."""
+    blueprint = Blueprint("iris", __name__)
+
+    @blueprint.post("/predict")
+    def predict() -> Any:
+        body = _json_body()
+        features = body.get("features") if isinstance(body, dict) else None
+        if not (_is_row(features) or _is_batch(features, _is_row)):
+            # Rejected before the model: no predict span, as FastAPI's validation does.
+            detail = f"features: {iris.N_FEATURES} numbers, or up to {iris.MAX_BATCH} rows of them"
+            return jsonify(detail=detail), 422
+        return jsonify(service.predict(features, fault=request.headers.get("X-Example-Fault")))
+
+    @blueprint.post("/feedback")
+    def feedback() -> Any:
+        body = _json_body()
+        if not (
+            isinstance(body, dict)
+            and isinstance(body.get("prediction_id"), str)
+            and 0 < len(body["prediction_id"]) <= 64
+            and (_is_label(body.get("label")) or _is_batch(body.get("label"), _is_label))
+        ):
+            return jsonify(
+                detail=f"prediction_id (a string) and label (an integer, or up to {iris.MAX_BATCH})"
+                " are required"
+            ), 422
+        return jsonify(service.feedback(body["prediction_id"], body["label"])), 202
+
+    @blueprint.get("/health")
+    def health() -> Any:
+        return jsonify(service.health())
+
+    return blueprint
+
+
+def too_large(error: RequestEntityTooLarge) -> Any:
+    """The 413, as JSON like every other answer of the service."""
+    return jsonify(detail=f"request body over {iris.MAX_BODY_BYTES} bytes"), 413
+
+
 def create_app(
     *,
     model: iris.IrisModel | None = None,
@@ -83,42 +124,10 @@ def create_app(
         faults=iris.faults_enabled() if faults is None else faults,
     )
     app = Flask("iris")
-    # Werkzeug answers 413 from the Content-Length alone, or once a chunked body passes it.
+    # Werkzeug answers 413 from the Content-Length alone (a chunked body: _json_body()).
     app.config["MAX_CONTENT_LENGTH"] = iris.MAX_BODY_BYTES
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(error: RequestEntityTooLarge) -> Any:
-        return jsonify(detail=f"request body over {iris.MAX_BODY_BYTES} bytes"), 413
-
-    @app.post("/predict")
-    def predict() -> Any:
-        body = _json_body()
-        features = body.get("features") if isinstance(body, dict) else None
-        if not (_is_row(features) or _is_batch(features, _is_row)):
-            # Rejected before the model: no predict span, as FastAPI's validation does.
-            detail = f"features: {iris.N_FEATURES} numbers, or up to {iris.MAX_BATCH} rows of them"
-            return jsonify(detail=detail), 422
-        return jsonify(service.predict(features, fault=request.headers.get("X-Example-Fault")))
-
-    @app.post("/feedback")
-    def feedback() -> Any:
-        body = _json_body()
-        if not (
-            isinstance(body, dict)
-            and isinstance(body.get("prediction_id"), str)
-            and 0 < len(body["prediction_id"]) <= 64
-            and (_is_label(body.get("label")) or _is_batch(body.get("label"), _is_label))
-        ):
-            return jsonify(
-                detail=f"prediction_id (a string) and label (an integer, or up to {iris.MAX_BATCH})"
-                " are required"
-            ), 422
-        return jsonify(service.feedback(body["prediction_id"], body["label"])), 202
-
-    @app.get("/health")
-    def health() -> Any:
-        return jsonify(service.health())
-
+    app.register_error_handler(RequestEntityTooLarge, too_large)
+    app.register_blueprint(routes(service))
     otel_mlmon.instrument_flask(app, monitor=service.monitor, **providers)
     app.config["MODEL"] = model
     app.config["MONITOR"] = service.monitor
