@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 from _otlp import OtlpHttpServer, sum_points
-from _services import BIN, free_port, load_example, start_command, wait_healthy
+from _services import BIN, ROOT, free_port, load_example, start_command, wait_healthy
 
 from otel_mlmon.demo.scrape import parse_samples
 
@@ -57,11 +57,10 @@ def as_run_here(command: str, port: int) -> list[str]:
     return words
 
 
-COMMANDS = {
-    f"{name}: {command}": (name, command)
-    for name in ("fastapi_app", "flask_app")
-    for command in documented_commands(load_example(name))
-}
+#: Every documented command of both services: one process and several workers each.
+COMMANDS = [
+    c for name in ("fastapi_app", "flask_app") for c in documented_commands(load_example(name))
+]
 
 
 @dataclass
@@ -99,18 +98,17 @@ def _listens(process: psutil.Process, port: int) -> bool:
     return False
 
 
-@pytest.fixture(scope="module", params=sorted(COMMANDS), ids=lambda key: COMMANDS[key][1])
+@pytest.fixture(scope="module", params=COMMANDS, ids=lambda c: c.split("#")[0].strip())
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """One documented command, started once for the module and stopped after it."""
-    _, documented = COMMANDS[request.param]
     port = free_port()
-    command = as_run_here(documented, port)
+    command = as_run_here(request.param, port)
     output = tmp_path_factory.mktemp("server") / "output.log"
     with output.open("w") as sink:
-        # Port 0: each process binds a free one. One port for every worker (what a user sets)
-        # is the embedded endpoint's business, tested with it (tests/test_sdk.py).
+        # Port 0: each process binds a free one. One port for all the workers is the embedded
+        # endpoint's multi-process mode, tested with that endpoint.
         process = start_command(command, sink, OTEL_EXPORTER_PROMETHEUS_PORT="0")
     running = Server(process, port, output, command)
     try:
@@ -199,10 +197,10 @@ def test_the_python_command_prints_where_its_metrics_are(server: Server) -> None
 def test_uvicorn_workers_flush_their_telemetry_when_the_server_stops(
     otlp_http: OtlpHttpServer,
 ) -> None:
-    (documented,) = [c for c in COMMANDS.values() if "--workers" in c[1]]
+    (documented,) = [c for c in COMMANDS if "--workers" in c]
     port = free_port()
     process = start_command(
-        as_run_here(documented[1], port),
+        as_run_here(documented, port),
         subprocess.DEVNULL,
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint,
     )
@@ -221,6 +219,31 @@ def test_uvicorn_workers_flush_their_telemetry_when_the_server_stops(
     assert PREDICTIONS == names.count("predict iris"), names
     counted = sum_points(otlp_http.receiver.requests["/v1/metrics"], "ml.model.predictions")
     assert PREDICTIONS == sum(value for _, value in counted)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["otel-mlmon", "demo"],
+        *(["python", f"examples/{n}.py"] for n in ("fastapi_app", "flask_app", "quickstart")),
+    ],
+    ids=" ".join,
+)
+def test_every_command_names_its_ports_alike(command: list[str]) -> None:
+    program = sys.executable if command[0] == "python" else str(BIN / command[0])
+
+    result = subprocess.run(
+        [program, *command[1:], "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+    # Each option with its help text, joined across argparse's wrapped lines.
+    options = dict(re.findall(r"^  (--[\w-]+)(?: \S+)?\s+(.*(?:\n {8,}.*)*)", result.stdout, re.M))
+    ports = {name: " ".join(text.split()) for name, text in options.items() if "port" in name}
+    assert "--prometheus-port" in ports, result.stdout
+    assert [] == [
+        n for n, text in ports.items() if "Prometheus" in text and n != "--prometheus-port"
+    ]
+    assert [] == [n for n in ports if n not in ("--port", "--prometheus-port")]
 
 
 def post_huge_body(port: int, *, chunked: bool) -> tuple[int, bytes, int]:
