@@ -306,7 +306,9 @@ def _serve_and_sigterm(server: str, endpoint: str) -> tuple[int, float, str]:
     )
     try:
         _wait_until_serving(port, timeout=60)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        # The gunicorn master listens before its workers have loaded the app (seconds on a
+        # loaded machine): a bound on a hang, not a speed check.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             for _ in range(EXAMPLE_REQUESTS):
                 response = client.post("/predict", json={"features": EXAMPLE_ROW})
                 assert 200 == response.status_code, response.text
