@@ -91,7 +91,7 @@ def drive(base_url: str, reference: list[list[float]], targets: list[int]) -> di
                 # request does not keep it alive.
                 response = predict(body, traceparent=traceparent, connection="close", **fault)
                 assert response.status_code == 500, response.text
-                error_type = "__main__.InjectedFault" if fault else "ValueError"
+                error_type = "otel_mlmon.examples.iris.InjectedFault" if fault else "ValueError"
                 errors[error_type] = errors.get(error_type, 0) + 1
                 result.setdefault("error_trace_id", trace_id)
                 result.setdefault("error_type", error_type)

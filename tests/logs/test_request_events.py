@@ -200,7 +200,7 @@ def test_the_fastapi_example_writes_an_unhandled_exception_as_one_json_line(
         stdout, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
-    error_type = "__main__.InjectedFault"
+    error_type = "otel_mlmon.examples.iris.InjectedFault"  # examples/iris.py, shared
     written = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     (failed,) = [line for line in written if line.get("exception.type") == error_type]
     assert ("request_failed", "req-example-1", "/predict") == (
