@@ -18,5 +18,6 @@ from __future__ import annotations
 
 from otel_mlmon.demo.job import main, run
 from otel_mlmon.demo.options import DESCRIPTION, add_arguments
+from otel_mlmon.demo.scrape import parse_samples  # read a scrape, as tests of the package do
 
-__all__ = ["DESCRIPTION", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "add_arguments", "main", "parse_samples", "run"]
