@@ -193,6 +193,47 @@ def is_proxy_provider(provider: object) -> bool:
     return type(provider).__name__ in _PROXY_PROVIDERS
 
 
+# --- opentelemetry-exporter-prometheus ----------------------------------------------------
+
+
+def prometheus_label_name(attribute_key: str) -> str:
+    """The Prometheus label name the OTel Prometheus exporter makes of an attribute key
+    (``ml.model.name`` -> ``ml_model_name``), to find a data point's samples again.
+
+    Checked against opentelemetry-exporter-prometheus 0.66b1 (``_mapping.sanitize_attribute``).
+    """
+    from opentelemetry.exporter.prometheus._mapping import sanitize_attribute
+
+    return str(sanitize_attribute(attribute_key))
+
+
+def prometheus_metric_name(metric_name: str) -> str:
+    """The Prometheus family name the OTel Prometheus exporter makes of a metric name, before
+    prometheus_client appends the unit (``ml.model.prediction.duration`` ->
+    ``ml_model_prediction_duration``).
+
+    Checked against opentelemetry-exporter-prometheus 0.66b1 (``_mapping.sanitize_full_name``).
+    """
+    from opentelemetry.exporter.prometheus._mapping import sanitize_full_name
+
+    return str(sanitize_full_name(metric_name))
+
+
+def forget_prometheus_target_info(reader: Any) -> bool:
+    """Make a ``PrometheusMetricReader`` build ``target_info`` anew at its next collection: it
+    caches it at the first one, so a forked worker would report its parent's
+    ``service.instance.id``.
+
+    Checked against opentelemetry-exporter-prometheus 0.66b1 (``_collector._target_info``).
+    Returns whether the attribute was there to reset.
+    """
+    collector = getattr(reader, "_collector", None)
+    if collector is None or not hasattr(collector, "_target_info"):
+        return False
+    collector._target_info = None
+    return True
+
+
 # --- the probes the compatibility test runs ------------------------------------------------
 
 
@@ -259,11 +300,22 @@ CHECKED: Final[tuple[Check, ...]] = (
         "opentelemetry-instrumentation-structlog 0.66b1",
         _has("opentelemetry.instrumentation.structlog", "StructlogProcessor._translate"),
     ),
+    Check(
+        "opentelemetry.exporter.prometheus._mapping.sanitize_attribute",
+        "opentelemetry-exporter-prometheus 0.66b1",
+        _has("opentelemetry.exporter.prometheus._mapping", "sanitize_attribute"),
+    ),
+    Check(
+        "opentelemetry.exporter.prometheus._mapping.sanitize_full_name",
+        "opentelemetry-exporter-prometheus 0.66b1",
+        _has("opentelemetry.exporter.prometheus._mapping", "sanitize_full_name"),
+    ),
     *(
         Check(f"logger module {name}", "opentelemetry-sdk 1.45.1", _logger_module_exists(name))
         for name in EXPORT_LOGGERS
     ),
 )  # fmt: skip
 """Probes for the names that can be checked without building an object; the instance
-attributes (``_proc``, ``_processor``, ``_is_instrumented_by_opentelemetry``, ``_telemetry``)
+attributes (``_proc``, ``_processor``, ``_is_instrumented_by_opentelemetry``, ``_telemetry``,
+``_collector._target_info``)
 are checked on real objects by ``tests/test_compat.py``."""

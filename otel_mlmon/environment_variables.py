@@ -16,6 +16,11 @@ OTEL_MLMON_PROMETHEUS: Final = "OTEL_MLMON_PROMETHEUS"
 """``true``/``false``: serve the Prometheus scrape endpoint even when OTLP is configured
 (default: serve it only when no OTLP endpoint is configured)."""
 
+OTEL_MLMON_PROMETHEUS_DIR: Final = "OTEL_MLMON_PROMETHEUS_DIR"
+"""Directory under which the workers of a multi-process server share their metrics with the one
+serving the Prometheus port (default ``$TMPDIR/otel-mlmon-<uid>``; created with mode 0700).
+Point it at a writable volume when ``/tmp`` is read-only."""
+
 OTEL_MLMON_CONSOLE_SPANS: Final = "OTEL_MLMON_CONSOLE_SPANS"
 """``true`` to print finished spans on stdout (default ``false``)."""
 

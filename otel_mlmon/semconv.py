@@ -57,6 +57,7 @@ HW_ID: Final = "hw.id"
 HW_NAME: Final = "hw.name"
 HW_TYPE: Final = "hw.type"
 HW_VENDOR: Final = "hw.vendor"
+SERVER_PORT: Final = "server.port"
 
 #: Value of ``ml.prediction.class`` once the configured class bound is reached.
 OVERFLOW_CLASS: Final = "_OTHER"
@@ -216,6 +217,7 @@ ML_MODEL_RMSE: Final = "ml.model.rmse"
 ML_MODEL_QUALITY_SAMPLES: Final = "ml.model.quality.samples"
 ML_MODEL_CLASS_OVERFLOWS: Final = "ml.model.class.overflows"
 ML_MONITOR_REJECTED_INPUTS: Final = "ml.monitor.rejected_inputs"
+ML_MONITOR_ENDPOINT_ERRORS: Final = "ml.monitor.endpoint.errors"
 ML_DRIFT_SCORE: Final = "ml.drift.score"
 ML_DRIFT_THRESHOLD: Final = "ml.drift.threshold"
 ML_DRIFT_DETECTED: Final = "ml.drift.detected"
@@ -327,6 +329,10 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_MONITOR_REJECTED_INPUTS, "Counter", "{input}",
           (*MODEL_ATTRIBUTES, ML_REJECTION_REASON),
           "Inputs the monitor could not use (never raised to the caller), by reason."),
+    _spec(ML_MONITOR_ENDPOINT_ERRORS, "Counter", "{error}",
+          (ERROR_TYPE, SERVER_PORT),
+          "Times the embedded Prometheus endpoint could not take its port (another program "
+          "holds it); the service runs on and the endpoint retries."),
     _spec(ML_DRIFT_SCORE, "ObservableGauge", "{score}",
           (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_METHOD),
           "Drift statistic of the live window against the reference, per feature and method "
@@ -393,6 +399,8 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
     AttributeSpec(HW_NAME, "GPU product name", "OTel `hw.name`."),
     AttributeSpec(HW_TYPE, "`gpu`", "OTel `hw.type`."),
     AttributeSpec(HW_VENDOR, "`nvidia`", "OTel `hw.vendor`."),
+    AttributeSpec(SERVER_PORT, "the configured port",
+                  "OTel `server.port`: port of the embedded Prometheus endpoint."),
 )  # fmt: skip
 
 _BY_NAME: Final = {spec.name: spec for spec in METRICS}
@@ -502,6 +510,11 @@ def create_ml_monitor_rejected_inputs(meter: Meter) -> Counter:
     return _counter(meter, ML_MONITOR_REJECTED_INPUTS)
 
 
+def create_ml_monitor_endpoint_errors(meter: Meter) -> Counter:
+    """``ml.monitor.endpoint.errors``: the Prometheus endpoint could not bind its port."""
+    return _counter(meter, ML_MONITOR_ENDPOINT_ERRORS)
+
+
 def create_ml_drift_score(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableGauge:
     """``ml.drift.score``: drift statistic per feature and method."""
     return _gauge(meter, ML_DRIFT_SCORE, callbacks)
@@ -587,6 +600,7 @@ FACTORIES: Final[dict[str, Callable[..., object]]] = {
     ML_MODEL_QUALITY_SAMPLES: create_ml_model_quality_samples,
     ML_MODEL_CLASS_OVERFLOWS: create_ml_model_class_overflows,
     ML_MONITOR_REJECTED_INPUTS: create_ml_monitor_rejected_inputs,
+    ML_MONITOR_ENDPOINT_ERRORS: create_ml_monitor_endpoint_errors,
     ML_DRIFT_SCORE: create_ml_drift_score,
     ML_DRIFT_THRESHOLD: create_ml_drift_threshold,
     ML_DRIFT_DETECTED: create_ml_drift_detected,
