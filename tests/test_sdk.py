@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import otel_mlmon
 from otel_mlmon import ConfigurationError, ModelMonitor, Telemetry, sdk
+from otel_mlmon.sdk import SignalSetup
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +130,7 @@ def test_no_endpoint_means_no_spans_exported_unless_console_is_asked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     telemetry = _configure(prometheus=False)
-    assert "set TracerProvider: none" == telemetry.actions["traces"]
+    assert SignalSetup("traces", "TracerProvider") == telemetry.traces
     telemetry.shutdown()
 
     telemetry = _configure(prometheus=False, console_spans=True)
@@ -188,7 +190,9 @@ def test_otlp_grpc_is_chosen_by_the_protocol_variable(
     otel_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     otel_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t0ken")
     telemetry = _configure()
-    assert "set TracerProvider: otlp grpc" == telemetry.actions["traces"]
+    assert SignalSetup("traces", "TracerProvider", exporters=("otlp",), protocol="grpc") == (
+        telemetry.traces
+    )
     _record(telemetry)
     telemetry.force_flush()
     otlp_grpc.receiver.wait_for("/v1/traces")
@@ -204,9 +208,11 @@ def test_per_signal_endpoints_and_exporter_variables_choose_per_signal(
     otel_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{otlp_http.endpoint}/v1/traces")
     otel_env.setenv("OTEL_LOGS_EXPORTER", "none")
     telemetry = _configure(prometheus_port=0)
-    assert telemetry.actions["traces"] == "set TracerProvider: otlp http/protobuf"
-    assert telemetry.actions["metrics"].startswith("set MeterProvider: prometheus on http://")
-    assert telemetry.actions["logs"] == "set LoggerProvider: none"
+    assert ("otlp",) == telemetry.traces.exporters
+    assert "http/protobuf" == telemetry.traces.protocol
+    assert ("prometheus",) == telemetry.metrics.exporters
+    assert () == telemetry.logs.exporters
+    assert telemetry.describe()["metrics"].startswith("set MeterProvider: prometheus on http://")
     _record(telemetry)
     telemetry.force_flush()
     otlp_http.receiver.wait_for("/v1/traces")
@@ -271,13 +277,60 @@ def test_invalid_arguments_fail_fast(kwargs: dict[str, object]) -> None:
         _configure(**kwargs)
 
 
-def test_a_taken_prometheus_port_is_a_clear_error() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(ConfigurationError, match=f"127.0.0.1:{port}"):
-            _configure(prometheus_host="127.0.0.1", prometheus_port=port)
+def test_a_taken_port_is_one_clear_error_counted_and_retried_while_the_service_runs(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sdk.prometheus, "BIND_RETRY_S", 0.05)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    with caplog.at_level(logging.ERROR, logger="otel_mlmon"):
+        telemetry = _configure(prometheus_host="127.0.0.1", prometheus_port=port)
+        assert telemetry.prometheus is not None
+        assert "Address already in use" == telemetry.prometheus.error
+        assert not telemetry.prometheus.serving
+        _record(telemetry)  # the service runs on
+        _wait_for(
+            lambda: telemetry.prometheus is not None and telemetry.prometheus._failed_binds >= 3
+        )
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"127.0.0.1:{port}" in line
+    assert "OTEL_EXPORTER_PROMETHEUS_PORT" in line
+
+    taken.close()  # the other program goes: the endpoint takes the port at its next retry
+    _wait_for(lambda: telemetry.prometheus is not None and telemetry.prometheus.serving)
+    samples = _scrape(("127.0.0.1", port))
+    assert [({"error_type": "OSError", "server_port": str(port)}, 1.0)] == [
+        ({k: v for k, v in labels.items() if not k.startswith("otel_scope")}, value)
+        for labels, value in samples["ml_monitor_endpoint_errors_total"]
+    ]
+    assert 3.0 == sum(value for _, value in samples["ml_model_predictions_total"])
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.01)
+
+
+def test_a_malformed_prometheus_port_variable_fails_fast(otel_env: pytest.MonkeyPatch) -> None:
+    otel_env.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", "94x64")
+    with pytest.raises(ConfigurationError, match="OTEL_EXPORTER_PROMETHEUS_PORT='94x64'"):
+        _configure()
+
+
+def test_actions_still_reads_as_before_with_a_deprecation_warning() -> None:
+    telemetry = _configure(prometheus=False)
+    with pytest.deprecated_call():
+        actions = telemetry.actions
+    assert {
+        "traces": "set TracerProvider: none",
+        "metrics": "set MeterProvider: none",
+        "logs": "set LoggerProvider: none",
+        "sigterm": "flush within the shutdown bound, then terminate",
+    } == actions
 
 
 def test_a_malformed_variable_warns_and_falls_back(
@@ -288,7 +341,7 @@ def test_a_malformed_variable_warns_and_falls_back(
     with caplog.at_level(logging.WARNING, logger="otel_mlmon"):
         telemetry = _configure(prometheus_port=0)
     assert telemetry.prometheus_address is not None
-    assert "set TracerProvider: none" == telemetry.actions["traces"]
+    assert () == telemetry.traces.exporters
     assert "OTEL_MLMON_PROMETHEUS='maybe'" in caplog.text
     assert "OTEL_TRACES_EXPORTER='zipkin'" in caplog.text
 
@@ -319,7 +372,7 @@ def test_configure_sets_the_global_providers_and_keeps_ones_the_app_set() -> Non
         import otel_mlmon
         t = otel_mlmon.configure(prometheus=False, gpu_metrics=False, logs=False)
         print(json.dumps({
-            "actions": t.actions,
+            "actions": t.describe(),
             "kept": trace.get_tracer_provider() is app_provider,
             "meter_is_ours": metrics.get_meter_provider() is t.meter_provider,
         }))

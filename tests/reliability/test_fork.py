@@ -1,6 +1,6 @@
 """configure() before a pre-forking server: each worker exports its own telemetry under its own
-service.instance.id, nothing deadlocks, and per-process state (process gauges, the Prometheus
-endpoint) belongs to the process it describes."""
+service.instance.id, nothing deadlocks, per-process state (process gauges) belongs to the
+process it describes, and a forked child joins its parent's Prometheus endpoint."""
 
 from __future__ import annotations
 
@@ -199,12 +199,27 @@ def test_process_gauges_in_a_forked_child_describe_the_child() -> None:
             stop()
 
 
-def test_a_forked_child_leaves_the_prometheus_endpoint_to_its_parent(
-    otel_env: pytest.MonkeyPatch,
+def _predictions_by_class(host: str, port: int) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["ml_prediction_class"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "ml_model_predictions_total"
+    }
+
+
+def test_a_forked_child_is_served_by_its_parents_prometheus_endpoint(
+    otel_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    otel_env.setenv("OTEL_MLMON_PROMETHEUS_DIR", str(tmp_path))
     telemetry = otel_mlmon.configure(
         set_global=False,
         logs=False,
+        prometheus_host="127.0.0.1",
         prometheus_port=0,
         gpu_metrics=False,
         process_metrics=False,
@@ -212,16 +227,23 @@ def test_a_forked_child_leaves_the_prometheus_endpoint_to_its_parent(
     )
     assert telemetry.prometheus_address is not None
     host, port = telemetry.prometheus_address
+    monitor = ModelMonitor("m", meter_provider=telemetry.meter_provider)
     try:
 
-        def child_shuts_down_at_once() -> bool:
+        def child_is_served_then_leaves_at_once() -> bool:
+            for _ in range(3):
+                with monitor.predict() as p:
+                    p.record("child")
+            served = {"child": 3.0} == _predictions_by_class(host, port)
             start = time.monotonic()
             done = telemetry.shutdown(timeout_millis=3_000)
-            return done and time.monotonic() - start < 1.0
+            return served and done and time.monotonic() - start < 2.0
 
-        assert 0 == _fork_and_check(child_shuts_down_at_once)
-        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
-            assert 200 == response.status
+        assert 0 == _fork_and_check(child_is_served_then_leaves_at_once)
+        with monitor.predict() as p:
+            p.record("parent")
+        # The child's total outlives it; the parent's own predictions are there too.
+        assert {"child": 3.0, "parent": 1.0} == _predictions_by_class(host, port)
     finally:
         telemetry.shutdown()
 

@@ -154,7 +154,7 @@ def test_sigterm_is_handled_only_where_nobody_else_handles_it(
     try:
         telemetry = otel_mlmon.configure(**kwargs)  # type: ignore[arg-type]
         assert sdk._on_sigterm is signal.getsignal(signal.SIGTERM)
-        assert "sigterm" in telemetry.actions
+        assert telemetry.sigterm_handled
         telemetry.shutdown()
         assert signal.SIG_DFL is signal.getsignal(signal.SIGTERM)
 
@@ -164,7 +164,7 @@ def test_sigterm_is_handled_only_where_nobody_else_handles_it(
         signal.signal(signal.SIGTERM, servers_own)
         telemetry = otel_mlmon.configure(**kwargs)  # type: ignore[arg-type]
         assert servers_own is signal.getsignal(signal.SIGTERM)
-        assert "sigterm" not in telemetry.actions
+        assert not telemetry.sigterm_handled
         telemetry.shutdown()
         assert servers_own is signal.getsignal(signal.SIGTERM)
     finally:

@@ -1,0 +1,52 @@
+"""The traces pipeline: a TracerProvider with a batch processor in front of OTLP or the
+console, or nothing."""
+
+from __future__ import annotations
+
+import sys
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from otel_mlmon import _compat, _env
+from otel_mlmon.environment_variables import OTEL_MLMON_CONSOLE_SPANS
+from otel_mlmon.sdk import _otlp
+from otel_mlmon.sdk._options import Options
+from otel_mlmon.sdk._telemetry import Built, SignalSetup
+
+
+def build_traces(
+    options: Options, resource: Resource, meter_provider: metrics.MeterProvider
+) -> Built:
+    """The TracerProvider (or the application's, kept). Spans go to OTLP when an endpoint is
+    configured, to stdout with ``console_spans``, else nowhere."""
+    existing = trace.get_tracer_provider()
+    if options.set_global and not _compat.is_proxy_provider(existing):
+        return Built(existing, SignalSetup("traces", type(existing).__name__, kept_existing=True))
+    console_spans = options.console_spans
+    if console_spans is None:
+        console_spans = _env.env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
+    provider = TracerProvider(resource=resource, sampler=options.sampler, shutdown_on_exit=False)
+    choice, protocol = _otlp.choose(
+        "traces", "console" if console_spans else "none", options.otlp_endpoint,
+        options.otlp_protocol,
+    )  # fmt: skip
+    exporter = None
+    if choice == "otlp":
+        kwargs = _otlp.otlp_kwargs("traces", protocol, options.otlp_endpoint, options.otlp_headers)
+        exporter = _otlp.span_exporter(protocol, meter_provider=meter_provider, **kwargs)
+    elif choice == "console":
+        exporter = ConsoleSpanExporter(out=sys.stdout)  # bound now: a redirect is honoured
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=meter_provider))
+    if options.set_global:
+        trace.set_tracer_provider(provider)
+    setup = SignalSetup(
+        "traces",
+        type(provider).__name__,
+        exporters=("otlp",) if choice == "otlp" else ("console",) if choice == "console" else (),
+        protocol=protocol or None,
+    )
+    return Built(provider, setup, provider.force_flush, [provider.shutdown])
