@@ -23,7 +23,7 @@ import glob
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -191,15 +191,3 @@ def retire(directory: Path, member_id: str, pid: int, pid_in_use: bool) -> None:
         (directory / f"exemplars_{member_id}.json").unlink()
     if not pid_in_use:
         mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
-
-
-def remove_all(directory: Path) -> None:
-    """Remove every shared file: the group starts over (no worker of it is alive)."""
-    for path in _entries(directory):
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            path.unlink()
-
-
-def _entries(directory: Path) -> Iterator[Path]:
-    for pattern in ("*.db", "*.json", "*.sock", ".*.partial"):
-        yield from directory.glob(pattern)

@@ -8,21 +8,27 @@ gunicorn master, the ``uvicorn --workers`` supervisor, a shell for a lone proces
 
 Each member owns, in that directory:
 
-- a Unix socket ``<id>.sock``: connecting to it asks for a snapshot (the member collects and
-  writes its files, then answers), and a refused connection says the member is gone, whether
-  it exited or was SIGKILLed (the kernel closes the socket either way);
+- a marker file ``<id>.member`` and a Unix socket (in Linux's abstract namespace, so a long
+  ``$TMPDIR`` cannot exceed the socket path limit; beside the marker elsewhere): connecting to
+  it asks for a snapshot (the member collects and writes its files, then answers), and a
+  refused connection says the member is gone, whether it exited or was SIGKILLed (the kernel
+  closes the socket either way);
 - its snapshot files (:mod:`._files`).
 
 One member at a time holds an exclusive ``flock`` on ``owner.lock``: it serves the port. The
 kernel releases the lock when the holder dies, however it dies, and the next member polling for
-it takes over. Joining is serialised by ``join.lock``; a member that finds no live member starts
-the group over (a lone process restarted counts from zero, as Prometheus expects).
+it takes over. Joining is serialised by ``join.lock``.
+
+The group's totals live as long as its *anchor*, the process whose end ends the group: the
+parent (the server's master) or, for port 0, the configuring process itself. Workers recycled
+all at once (``max_requests``) or a lone process restarted by the same shell continue the totals
+their predecessors left, so a counter never goes backwards; once the anchor is gone and no
+member is alive, the next process to set up any group removes the directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -32,6 +38,7 @@ import selectors
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -50,9 +57,8 @@ POLL_S: Final = 0.2
 #: Longest a scrape waits for the other members' snapshots; a member that has not answered by
 #: then is served from its previous snapshot.
 SNAPSHOT_TIMEOUT_S: Final = 3.0
-#: A group directory untouched this long with no live member is removed by the next joiner of
-#: any group (its server was restarted under a new master long ago).
-ABANDONED_AFTER_S: Final = 3600.0
+#: The file that names a group's anchor: ``[pid, start time]``.
+ANCHOR_FILE: Final = "anchor.json"
 _ASK: Final = b"S"
 _DONE: Final = b"K"
 
@@ -98,16 +104,34 @@ def group_directory(host: str, port: int, service_name: str) -> Path:
 
     Port 0 asks for a port of this process's own: its group is this process (and its forks).
     """
-    if port == 0:
-        identity: list[object] = [host, 0, os.getpid(), secrets.token_hex(8)]
-    else:
-        parent = os.getppid()
-        identity = [host, port, parent, _started(parent), service_name]
+    anchor = os.getpid() if port == 0 else os.getppid()
+    started = _started(anchor)
+    identity = [host, port, anchor, started, service_name]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     base = base_directory()
     directory = _private_directory(base / f"{port}-{digest}")
+    if not (directory / ANCHOR_FILE).exists():
+        partial = directory / f".{ANCHOR_FILE}.{os.getpid()}.partial"
+        partial.write_text(json.dumps([anchor, started]))
+        os.replace(partial, directory / ANCHOR_FILE)
     _remove_abandoned_groups(base, keep=directory)
     return directory
+
+
+def anchored_to(directory: Path, pid: int) -> bool:
+    """Whether the group in ``directory`` ends with process ``pid``."""
+    try:
+        return bool(json.loads((directory / ANCHOR_FILE).read_text())[0] == pid)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def _anchor_alive(directory: Path) -> bool:
+    try:
+        pid, started = json.loads((directory / ANCHOR_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(_started(pid) == started and started)
 
 
 @contextlib.contextmanager
@@ -124,32 +148,57 @@ def _flocked(path: Path, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def _answers(path: Path) -> bool:
-    """Whether a member listens on the socket at ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(SNAPSHOT_TIMEOUT_S)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
+_ABSTRACT_SOCKETS: Final = sys.platform.startswith("linux")
+
+
+def socket_address(directory: Path, member_id: str) -> str:
+    """Where the member ``member_id`` of the group in ``directory`` listens."""
+    if _ABSTRACT_SOCKETS:
+        group = hashlib.sha256(str(directory).encode()).hexdigest()[:24]
+        return f"\0otel-mlmon/{group}/{member_id}"
+    return str(directory / f"{member_id}.sock")
+
+
+def members(directory: Path) -> set[str]:
+    """Ids of the members that joined and did not leave (alive, or killed)."""
+    return {path.stem for path in directory.glob("*.member")}
+
+
+def _connect(directory: Path, member_id: str) -> socket.socket | None:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(SNAPSHOT_TIMEOUT_S)
+    try:
+        connection.connect(socket_address(directory, member_id))
+    except OSError:
+        connection.close()
+        return None
+    return connection
 
 
 def live_members(directory: Path) -> set[str]:
     """Ids of the members whose socket answers."""
-    return {path.stem for path in directory.glob("*.sock") if _answers(path)}
+    live = set()
+    for member in members(directory):
+        connection = _connect(directory, member)
+        if connection is not None:
+            connection.close()
+            live.add(member)
+    return live
+
+
+def _forget_member(directory: Path, member_id: str) -> None:
+    for name in (f"{member_id}.member", f"{member_id}.sock"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
 
 
 def _remove_abandoned_groups(base: Path, keep: Path) -> None:
-    """Remove the directories of groups none of whose members is alive and that nobody touched
-    for :data:`ABANDONED_AFTER_S` (servers restarted since, under a new master): best effort,
-    skipping a group someone is joining."""
-    abandoned = time.time() - ABANDONED_AFTER_S
+    """Remove the directories of groups whose anchor is gone and none of whose members is
+    alive (a server stopped or restarted under a new master): best effort, skipping a group
+    someone is joining."""
     for directory in base.iterdir():
         with contextlib.suppress(OSError):
-            if directory == keep or not directory.is_dir():
-                continue
-            if directory.stat().st_mtime > abandoned:
+            if directory == keep or not directory.is_dir() or _anchor_alive(directory):
                 continue
             with _flocked(directory / "join.lock", False) as ours:
                 if ours and not live_members(directory):
@@ -184,10 +233,9 @@ class Member:
         for attempt in (1, 2):
             try:
                 with _flocked(self.directory / "join.lock"):
-                    if not live_members(self.directory):
-                        _files.remove_all(self.directory)
-                    self._control.bind(str(self._socket_path))
+                    self._control.bind(socket_address(self.directory, self.id))
                     self._control.listen(64)
+                    (self.directory / f"{self.id}.member").touch(mode=0o600)
                 break
             except FileNotFoundError:
                 if attempt == 2:
@@ -202,10 +250,6 @@ class Member:
     def start(self) -> None:
         """Start answering requests and watching for the port (the member's thread)."""
         self._thread.start()
-
-    @property
-    def _socket_path(self) -> Path:
-        return self.directory / f"{self.id}.sock"
 
     @property
     def leads(self) -> bool:
@@ -247,24 +291,22 @@ class Member:
         return list(_files.merged(self.directory))
 
     def _ask_others(self) -> set[str]:
-        """Ask every other member for a snapshot and wait for the answers (bounded); remove
-        the sockets of members that are gone. Returns the ids of the live ones."""
+        """Ask every other member for a snapshot and wait for the answers (bounded); forget
+        the members that are gone. Returns the ids of the live ones."""
         live: set[str] = set()
         with selectors.DefaultSelector() as waiting:
-            for path in self.directory.glob("*.sock"):
-                if path.stem == self.id:
-                    continue
-                connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                connection.settimeout(SNAPSHOT_TIMEOUT_S)
+            for member in members(self.directory) - {self.id}:
+                connection = _connect(self.directory, member)
                 try:
-                    connection.connect(str(path))
+                    if connection is None:
+                        raise ConnectionRefusedError
                     connection.sendall(_ASK)
                 except OSError:
-                    connection.close()
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+                    if connection is not None:
+                        connection.close()
+                    _forget_member(self.directory, member)
                     continue
-                live.add(path.stem)
+                live.add(member)
                 connection.setblocking(False)
                 waiting.register(connection, selectors.EVENT_READ)
             deadline = time.monotonic() + SNAPSHOT_TIMEOUT_S
@@ -301,7 +343,7 @@ class Member:
     def close(self) -> None:
         """Leave the group: a last snapshot (this worker's totals outlive it), then the socket
         goes and the lock is released, so another member takes the port over at once. The
-        last member to leave removes the directory."""
+        last member of a group anchored to this process removes the directory."""
         if self._closed.is_set():
             return
         self._closed.set()
@@ -309,15 +351,15 @@ class Member:
             self._thread.join(timeout=2 * POLL_S + SNAPSHOT_TIMEOUT_S)
         self._control.close()
         with contextlib.suppress(OSError), _flocked(self.directory / "join.lock"):
-            if live_members(self.directory) - {self.id}:
+            alone = not live_members(self.directory) - {self.id}
+            if alone and anchored_to(self.directory, self.pid):
+                shutil.rmtree(self.directory, ignore_errors=True)
+            else:
                 try:
                     self.snapshot()
                 except Exception as exc:
                     report_internal_error("prometheus group member", exc)
-            else:
-                shutil.rmtree(self.directory, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            self._socket_path.unlink()
+        _forget_member(self.directory, self.id)
         if self._owner_fd is not None:
             os.close(self._owner_fd)
             self._owner_fd = None
@@ -330,11 +372,3 @@ class Member:
             os.close(self._owner_fd)  # the parent keeps the lock: its descriptor stays open
         self._join()
         self.start()
-
-
-def is_unusable_error(exc: BaseException) -> bool:
-    """Whether ``exc`` means the directory machinery cannot work here (no Unix sockets, a
-    path too long for one)."""
-    return isinstance(exc, UnusableDirectory) or (
-        isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.EAFNOSUPPORT)
-    )
