@@ -136,6 +136,7 @@ def configure(
 
     .. versionadded:: 0.1.0
     """
+    # Long for its public signature and contract only: the work is in the signal builders.
     options = Options(
         otlp_endpoint=otlp_endpoint,
         otlp_protocol=otlp_protocol,

@@ -42,10 +42,5 @@ def build_logs(
         )
     if options.set_global:
         logs_api.set_logger_provider(provider)
-    setup = SignalSetup(
-        "logs",
-        type(provider).__name__,
-        exporters=("otlp",) if choice == "otlp" else ("console",) if choice == "console" else (),
-        protocol=protocol or None,
-    )
+    setup = SignalSetup.chosen("logs", type(provider).__name__, choice, protocol)
     return Built(provider, setup, provider.force_flush, [provider.shutdown])

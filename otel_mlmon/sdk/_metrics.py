@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 from opentelemetry import metrics
@@ -31,7 +32,7 @@ from otel_mlmon.environment_variables import (
 )
 from otel_mlmon.sdk import _otlp
 from otel_mlmon.sdk._options import Options
-from otel_mlmon.sdk._telemetry import SHUTDOWN_TIMEOUT_MILLIS, Built, Exporter, SignalSetup
+from otel_mlmon.sdk._telemetry import SHUTDOWN_TIMEOUT_MILLIS, Built, SignalSetup
 from otel_mlmon.sdk.prometheus import PrometheusEndpoint, ScrapeReader
 
 #: ``OTEL_METRICS_EXEMPLAR_FILTER`` values, as the SDK names them.
@@ -99,32 +100,11 @@ def build_metrics(
     if prometheus is None:
         prometheus = _env.env_bool(OTEL_MLMON_PROMETHEUS, choice == "prometheus")
     address = options.prometheus_address() if prometheus else None
-    readers: list[MetricReader] = []
-    exporters: list[Exporter] = []
-    interval = None
-    if choice == "otlp":
-        interval = options.metric_export_interval_millis or _env.env_millis(
-            OTEL_METRIC_EXPORT_INTERVAL, 60_000
-        )
-        kwargs = _otlp.otlp_kwargs("metrics", protocol, options.otlp_endpoint, options.otlp_headers)
-        exporter = _otlp.metric_exporter(protocol, **kwargs)
-        readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval))
-        exporters.append("otlp")
-    elif choice == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-        readers.append(
-            PeriodicExportingMetricReader(
-                ConsoleMetricExporter(out=sys.stdout),
-                export_interval_millis=options.metric_export_interval_millis,
-            )
-        )
-        exporters.append("console")
-    scrape_reader = None
-    if address is not None:
-        scrape_reader = ScrapeReader()
+    readers, setup = _push_readers(options, choice, protocol)
+    scrape_reader = ScrapeReader() if address is not None else None
+    if scrape_reader is not None:
         readers.append(scrape_reader)
-        exporters.append("prometheus")
+        setup = replace(setup, exporters=(*setup.exporters, "prometheus"))
     provider = MeterProvider(
         metric_readers=readers,
         resource=resource,
@@ -146,14 +126,34 @@ def build_metrics(
             endpoint.stop()
         provider.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MILLIS)
 
-    setup = SignalSetup(
-        "metrics",
-        type(provider).__name__,
-        exporters=tuple(exporters),
-        protocol=protocol or None,
-        export_interval_millis=interval,
-    )
     return Built(provider, setup, provider.force_flush, [close]), endpoint
+
+
+def _push_readers(
+    options: Options, choice: str, protocol: str
+) -> tuple[list[MetricReader], SignalSetup]:
+    """The periodic reader of ``choice`` (OTLP or console; none for anything else)."""
+    if choice == "otlp":
+        interval = options.metric_export_interval_millis or _env.env_millis(
+            OTEL_METRIC_EXPORT_INTERVAL, 60_000
+        )
+        kwargs = _otlp.otlp_kwargs("metrics", protocol, options.otlp_endpoint, options.otlp_headers)
+        exporter = _otlp.metric_exporter(protocol, **kwargs)
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
+        setup = SignalSetup(
+            "metrics", "MeterProvider", exporters=("otlp",), protocol=protocol,
+            export_interval_millis=interval,
+        )  # fmt: skip
+        return [reader], setup
+    if choice == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        console = PeriodicExportingMetricReader(
+            ConsoleMetricExporter(out=sys.stdout),
+            export_interval_millis=options.metric_export_interval_millis,
+        )
+        return [console], SignalSetup("metrics", "MeterProvider", exporters=("console",))
+    return [], SignalSetup("metrics", "MeterProvider")
 
 
 def start_resource_gauges(

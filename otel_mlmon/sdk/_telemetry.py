@@ -49,6 +49,14 @@ class SignalSetup:
     protocol: str | None = None
     export_interval_millis: int | None = None
 
+    @classmethod
+    def chosen(cls, signal: Signal, provider: str, choice: str, protocol: str) -> SignalSetup:
+        """The record of a pipeline built for the exporter ``choice`` (``none``: nowhere)."""
+        exporters: tuple[Exporter, ...] = ()
+        if choice in ("otlp", "console"):
+            exporters = ("otlp",) if choice == "otlp" else ("console",)
+        return cls(signal, provider, exporters=exporters, protocol=protocol or None)
+
     def describe(self, prometheus: PrometheusEndpoint | None = None) -> str:
         """One line for a log: what was set up for the signal."""
         if self.kept_existing:

@@ -43,10 +43,5 @@ def build_traces(
         provider.add_span_processor(BatchSpanProcessor(exporter, meter_provider=meter_provider))
     if options.set_global:
         trace.set_tracer_provider(provider)
-    setup = SignalSetup(
-        "traces",
-        type(provider).__name__,
-        exporters=("otlp",) if choice == "otlp" else ("console",) if choice == "console" else (),
-        protocol=protocol or None,
-    )
+    setup = SignalSetup.chosen("traces", type(provider).__name__, choice, protocol)
     return Built(provider, setup, provider.force_flush, [provider.shutdown])
