@@ -39,10 +39,31 @@ def after_fork_in_child(hook: Hook) -> Hook:
 def run_child_hooks() -> None:
     """Run every registered hook, each isolated from the others' failures (the os hook;
     tests call it to simulate a fork without forking)."""
-    for hook in list(_hooks):
+    _run_isolated(list(_hooks))  # the child must come up whatever one hook does
+
+
+def registered() -> tuple[Hook, ...]:
+    """The registered hooks, in the order they run."""
+    return tuple(_hooks)
+
+
+_parent_hooks: Final[list[tuple[Hook, Hook]]] = []
+
+
+def around_fork_in_parent(before: Hook, after: Hook) -> None:
+    """Run ``before()`` in the parent just before every fork and ``after()`` in the parent
+    just after it: to hold a lock across the fork, so that no thread of the parent is inside
+    the section it guards when the child's copy is made. ``before`` must return quickly (bound
+    any wait); neither may raise (a failure is logged, the fork goes on)."""
+    if (before, after) not in _parent_hooks:
+        _parent_hooks.append((before, after))
+
+
+def _run_isolated(hooks: list[Hook]) -> None:
+    for hook in hooks:
         try:
             hook()
-        except Exception:  # the child must come up whatever one hook does
+        except Exception:  # the fork must go on whatever one hook does
             _logger.warning(
                 "otel-mlmon: fork hook %s failed in process %d; the other hooks ran",
                 getattr(hook, "__qualname__", hook),
@@ -51,10 +72,15 @@ def run_child_hooks() -> None:
             )
 
 
-def registered() -> tuple[Hook, ...]:
-    """The registered hooks, in the order they run."""
-    return tuple(_hooks)
+def _before_fork() -> None:
+    _run_isolated([before for before, _ in reversed(_parent_hooks)])
+
+
+def _after_fork_in_parent() -> None:
+    _run_isolated([after for _, after in _parent_hooks])
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=run_child_hooks)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=run_child_hooks
+    )

@@ -58,7 +58,8 @@ def test_owners_of_fork_sensitive_state_are_registered() -> None:
         "otel_mlmon._observables",
         "otel_mlmon.monitor",
         "otel_mlmon.resources",
-        "otel_mlmon.sdk",
+        "otel_mlmon.sdk._lifecycle",
+        "otel_mlmon.sdk.prometheus",
     } <= modules
 
 

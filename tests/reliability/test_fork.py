@@ -248,6 +248,50 @@ def test_a_forked_child_is_served_by_its_parents_prometheus_endpoint(
         telemetry.shutdown()
 
 
+def test_a_fork_during_a_scrape_leaves_the_child_able_to_collect(
+    otel_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import threading
+
+    from opentelemetry.metrics import Observation
+
+    otel_env.setenv("OTEL_MLMON_PROMETHEUS_DIR", str(tmp_path))
+    telemetry = otel_mlmon.configure(
+        set_global=False, logs=False, prometheus_host="127.0.0.1", prometheus_port=0,
+        gpu_metrics=False, process_metrics=False, handle_sigterm=False,
+    )  # fmt: skip
+    assert telemetry.prometheus_address is not None
+    host, port = telemetry.prometheus_address
+    collecting, slow = threading.Event(), threading.Event()
+    slow.set()
+
+    def slow_gauge(_: object) -> list[Observation]:
+        if slow.is_set():
+            collecting.set()
+            time.sleep(0.5)  # a collection in progress when the fork comes
+        return [Observation(1)]
+
+    telemetry.meter_provider.get_meter("test").create_observable_gauge(
+        "slow", callbacks=[slow_gauge]
+    )
+    scraper = threading.Thread(
+        target=lambda: urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10).read()
+    )
+    try:
+        scraper.start()
+        assert collecting.wait(10)
+
+        def child_collects() -> bool:
+            slow.clear()
+            reader = telemetry.prometheus._reader  # type: ignore[union-attr]
+            return any(f.name == "slow" for f in reader.families())
+
+        assert 0 == _fork_and_check(child_collects)
+    finally:
+        scraper.join()
+        telemetry.shutdown()
+
+
 WSGI_APP = textwrap.dedent(
     """
     import json, os

@@ -219,3 +219,18 @@ _endpoints: weakref.WeakSet[PrometheusEndpoint] = weakref.WeakSet()
 def _endpoints_after_fork_in_child() -> None:
     for endpoint in list(_endpoints):
         endpoint._after_fork_in_child()
+
+
+def _hold_readers_for_fork() -> None:
+    for endpoint in list(_endpoints):
+        endpoint._reader.hold_for_fork()
+
+
+def _release_readers_after_fork() -> None:
+    for endpoint in list(_endpoints):
+        endpoint._reader.release_after_fork()
+
+
+# A fork in the middle of a scrape's collection would copy the SDK's collection locks held into
+# the child, whose own first collection would then wait forever.
+_fork.around_fork_in_parent(_hold_readers_for_fork, _release_readers_after_fork)

@@ -29,6 +29,8 @@ from otel_mlmon import _compat
 TRACE_ID_LABEL: Final = "trace_id"
 SPAN_ID_LABEL: Final = "span_id"
 _SCOPE_LABEL_PREFIX: Final = "otel_scope_"
+#: Longest a fork waits for a collection in progress (a scrape) to end.
+FORK_WAIT_S: Final = 2.0
 
 #: Identifies the sample an exemplar goes on: (family base name, scope name, scope version,
 #: the sample's own labels without scope labels, ``le`` and empty values, bucket bound or
@@ -157,6 +159,7 @@ class ScrapeReader(PrometheusMetricReader):
         self._received: MetricsData | None = None
         self._exemplars: dict[SampleKey, Exemplar] = {}
         self._families_lock = threading.Lock()
+        self._held_for_fork = False
 
     def _receive_metrics(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -174,10 +177,21 @@ class ScrapeReader(PrometheusMetricReader):
             attach_exemplars(families, self._exemplars)
             return families
 
+    def hold_for_fork(self) -> None:
+        """Before a fork: wait (bounded) for a collection in progress to end and keep the next
+        from starting, so the child never inherits the SDK's locks held mid-collection."""
+        self._held_for_fork = self._families_lock.acquire(timeout=FORK_WAIT_S)
+
+    def release_after_fork(self) -> None:
+        if getattr(self, "_held_for_fork", False):
+            self._held_for_fork = False
+            self._families_lock.release()
+
     def after_fork_in_child(self) -> None:
         """Renew the lock, forget the parent's exemplars and its cached ``target_info`` (which
         carries the parent's ``service.instance.id``)."""
         self._families_lock = threading.Lock()
+        self._held_for_fork = False
         self._exemplars = {}
         self._received = None
         _compat.forget_prometheus_target_info(self)
