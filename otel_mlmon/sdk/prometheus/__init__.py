@@ -151,6 +151,8 @@ class PrometheusEndpoint:
                     {semconv.ERROR_TYPE: semconv.error_type(type(exc)),
                      semconv.SERVER_PORT: self.port},
                 )  # fmt: skip
+                if self._member is not None and not self._member.first_to_fail_binding():
+                    return  # another worker of the server has said it already
                 _logger.error(
                     "otel-mlmon: cannot serve the Prometheus endpoint on %s:%d (%s): another "
                     "program holds the port. The service runs on and the endpoint retries every "
@@ -162,6 +164,8 @@ class PrometheusEndpoint:
         self._server, self._server_thread = server, thread
         self.port = int(server.server_address[1])
         self._owner_pid = os.getpid()
+        if self._member is not None:
+            self._member.bound()
         if self._error is not None:
             _logger.info("otel-mlmon: now serving the Prometheus endpoint on %s:%d", *self.address)
             self._error = None

@@ -59,6 +59,8 @@ POLL_S: Final = 0.2
 SNAPSHOT_TIMEOUT_S: Final = 3.0
 #: The file that names a group's anchor: ``[pid, start time]``.
 ANCHOR_FILE: Final = "anchor.json"
+#: Present while the group's port is held by another program (said once per group).
+BIND_FAILED_FILE: Final = "bind-failed"
 _ASK: Final = b"S"
 _DONE: Final = b"K"
 
@@ -267,6 +269,20 @@ class Member:
                 return False
             self._owner_fd = fd
         return self.leads
+
+    def first_to_fail_binding(self) -> bool:
+        """Record that the group's port could not be bound; whether no member had recorded it
+        yet (the group says so once, whichever member holds the port when)."""
+        try:
+            os.close(os.open(self.directory / BIND_FAILED_FILE, os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        return True
+
+    def bound(self) -> None:
+        """The port is served again: a later failure is news."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / BIND_FAILED_FILE).unlink()
 
     def snapshot(self) -> None:
         """Collect this process's metrics and write them for the port owner."""
