@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import metrics
+from opentelemetry.context import Context
 from opentelemetry.sdk.environment_variables import (
     OTEL_METRIC_EXPORT_INTERVAL,
     OTEL_METRICS_EXEMPLAR_FILTER,
@@ -16,13 +17,16 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
+    Exemplar,
     ExemplarFilter,
+    ExemplarReservoir,
     MeterProvider,
     TraceBasedExemplarFilter,
 )
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.util.types import Attributes
 
 from otel_mlmon import _compat, _env, resources, semconv
 from otel_mlmon.environment_variables import (
@@ -43,33 +47,71 @@ EXEMPLAR_FILTERS: Final[dict[str, Callable[[], ExemplarFilter]]] = {
 }
 
 
+class NoExemplars(ExemplarReservoir):
+    """An exemplar reservoir that keeps nothing (the SDK's extension point), for instruments no
+    panel follows to a trace: their measurements then skip the reservoir's sampling work."""
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def offer(
+        self, value: float, time_unix_nano: int, attributes: Attributes, context: Context
+    ) -> None:
+        pass
+
+    def collect(self, point_attributes: Attributes) -> list[Exemplar]:
+        return []
+
+
+def _no_exemplars(aggregation_type: type) -> type[NoExemplars]:
+    return NoExemplars
+
+
+#: The metrics whose exemplars lead somewhere: latency (a slow prediction) and errors (a
+#: failed one). Every other metric of otel-mlmon records without an exemplar reservoir.
+EXEMPLAR_METRICS: Final = (semconv.ML_MODEL_PREDICTION_DURATION, semconv.ML_MODEL_ERRORS)
+
+
 def default_views() -> list[View]:
     """The Views configure() installs unless given others: millisecond-scale buckets for
-    ``ml.model.prediction.duration``, fixed buckets for confidence and batch size, and the
-    Prometheus-safe names of two ``process.*`` gauges (:data:`resources.PROCESS_METRIC_RENAMES`).
+    ``ml.model.prediction.duration``, fixed buckets for confidence and batch size, the
+    Prometheus-safe names of two ``process.*`` gauges (:data:`resources.PROCESS_METRIC_RENAMES`),
+    and exemplars only on :data:`EXEMPLAR_METRICS` among ours (HTTP metrics keep the SDK's
+    default).
 
     The instruments also carry these as advisory boundaries, so an application with its own
     MeterProvider gets them too; the Views make them explicit and easy to extend:
     ``configure(views=[*default_views(), View(...)])``.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Exemplar reservoirs only where an exemplar leads to a trace someone looks for.
     """
-    buckets = [
+    buckets = {
+        semconv.ML_MODEL_PREDICTION_DURATION: semconv.DURATION_BUCKETS,
+        semconv.ML_MODEL_PREDICTION_CONFIDENCE: semconv.CONFIDENCE_BUCKETS,
+        semconv.ML_MODEL_BATCH_SIZE: semconv.BATCH_SIZE_BUCKETS,
+    }
+    views = [
         View(
             instrument_name=name,
-            aggregation=ExplicitBucketHistogramAggregation(boundaries=list(buckets)),
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=list(bounds)),
+            exemplar_reservoir_factory=None if name in EXEMPLAR_METRICS else _no_exemplars,
         )
-        for name, buckets in (
-            (semconv.ML_MODEL_PREDICTION_DURATION, semconv.DURATION_BUCKETS),
-            (semconv.ML_MODEL_PREDICTION_CONFIDENCE, semconv.CONFIDENCE_BUCKETS),
-            (semconv.ML_MODEL_BATCH_SIZE, semconv.BATCH_SIZE_BUCKETS),
-        )
+        for name, bounds in buckets.items()
     ]
-    renames = [
+    views += [
+        View(instrument_name=spec.name, exemplar_reservoir_factory=_no_exemplars)
+        for spec in semconv.METRICS
+        if spec.instrument == "Counter"
+        and spec.name not in EXEMPLAR_METRICS
+        and spec.name not in buckets
+    ]
+    views += [
         View(instrument_name=old, meter_name=resources.PROCESS_METRICS_SCOPE, name=new)
         for old, new in resources.PROCESS_METRIC_RENAMES.items()
     ]
-    return buckets + renames
+    return views
 
 
 def exemplar_filter() -> ExemplarFilter:
