@@ -103,6 +103,22 @@ def test_plain_text_by_default_and_openmetrics_with_exemplars_when_asked() -> No
     assert openmetrics.endswith("# EOF\n")
 
 
+def test_exemplars_where_a_panel_follows_them_to_a_trace_latency_and_errors() -> None:
+    telemetry = _configure()
+    _predict(telemetry, 3)
+    monitor = ModelMonitor("iris", meter_provider=telemetry.meter_provider,
+                           tracer_provider=telemetry.tracer_provider)  # fmt: skip
+    with pytest.raises(ValueError), monitor.predict():
+        raise ValueError("a failed prediction")
+    carrying = {
+        family.name
+        for family in parse_openmetrics(_get(telemetry, OPENMETRICS)[1])
+        for sample in family.samples
+        if sample.exemplar is not None
+    }
+    assert {"ml_model_prediction_duration_seconds", "ml_model_errors"} == carrying
+
+
 def test_the_exemplar_filter_variable_is_honoured(
     otel_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
