@@ -379,6 +379,9 @@ class Member:
         if self._owner_fd is not None:
             os.close(self._owner_fd)
             self._owner_fd = None
+            # Wake the others now rather than at their next poll: one takes the port over in
+            # milliseconds, so a scrape during a graceful recycle rarely finds it closed.
+            live_members(self.directory)
 
     def after_fork_in_child(self) -> None:
         """In a forked child: drop the parent's socket and lock (closing the copies, never
