@@ -202,7 +202,7 @@ def exemplar_rows() -> list[Row]:
             ratio,
             "<= 1.10x",
             ratio <= 1.10,
-            "the SDK's filter on every record; a reservoir on latency and errors only",
+            "the SDK's filter on every record; reservoirs on latency and errors only",
         ),
     ]
 

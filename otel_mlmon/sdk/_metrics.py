@@ -6,27 +6,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Final
 
 from opentelemetry import metrics
-from opentelemetry.context import Context
-from opentelemetry.sdk.environment_variables import (
-    OTEL_METRIC_EXPORT_INTERVAL,
-    OTEL_METRICS_EXEMPLAR_FILTER,
-)
-from opentelemetry.sdk.metrics import (
-    AlwaysOffExemplarFilter,
-    AlwaysOnExemplarFilter,
-    Exemplar,
-    ExemplarFilter,
-    ExemplarReservoir,
-    MeterProvider,
-    TraceBasedExemplarFilter,
-)
+from opentelemetry.sdk.environment_variables import OTEL_METRIC_EXPORT_INTERVAL
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.util.types import Attributes
 
 from otel_mlmon import _compat, _env, resources, semconv
 from otel_mlmon.environment_variables import (
@@ -35,49 +21,18 @@ from otel_mlmon.environment_variables import (
     OTEL_MLMON_PROMETHEUS,
 )
 from otel_mlmon.sdk import _otlp
+from otel_mlmon.sdk._exemplars import EXEMPLAR_METRICS, exemplar_filter, reservoir_for
 from otel_mlmon.sdk._options import Options
 from otel_mlmon.sdk._telemetry import SHUTDOWN_TIMEOUT_MILLIS, Built, SignalSetup
 from otel_mlmon.sdk.prometheus import PrometheusEndpoint, ScrapeReader
-
-#: ``OTEL_METRICS_EXEMPLAR_FILTER`` values, as the SDK names them.
-EXEMPLAR_FILTERS: Final[dict[str, Callable[[], ExemplarFilter]]] = {
-    "trace_based": TraceBasedExemplarFilter,
-    "always_on": AlwaysOnExemplarFilter,
-    "always_off": AlwaysOffExemplarFilter,
-}
-
-
-class NoExemplars(ExemplarReservoir):
-    """An exemplar reservoir that keeps nothing (the SDK's extension point), for instruments no
-    panel follows to a trace: their measurements then skip the reservoir's sampling work."""
-
-    def __init__(self, **_: Any) -> None:
-        pass
-
-    def offer(
-        self, value: float, time_unix_nano: int, attributes: Attributes, context: Context
-    ) -> None:
-        pass
-
-    def collect(self, point_attributes: Attributes) -> list[Exemplar]:
-        return []
-
-
-def _no_exemplars(aggregation_type: type) -> type[NoExemplars]:
-    return NoExemplars
-
-
-#: The metrics whose exemplars lead somewhere: latency (a slow prediction) and errors (a
-#: failed one). Every other metric of otel-mlmon records without an exemplar reservoir.
-EXEMPLAR_METRICS: Final = (semconv.ML_MODEL_PREDICTION_DURATION, semconv.ML_MODEL_ERRORS)
 
 
 def default_views() -> list[View]:
     """The Views configure() installs unless given others: millisecond-scale buckets for
     ``ml.model.prediction.duration``, fixed buckets for confidence and batch size, the
     Prometheus-safe names of two ``process.*`` gauges (:data:`resources.PROCESS_METRIC_RENAMES`),
-    and exemplars only on :data:`EXEMPLAR_METRICS` among ours (HTTP metrics keep the SDK's
-    default).
+    and the exemplar reservoirs of :mod:`otel_mlmon.sdk._exemplars` (latency and errors only
+    among ours; the HTTP metrics keep the SDK's default).
 
     The instruments also carry these as advisory boundaries, so an application with its own
     MeterProvider gets them too; the Views make them explicit and easy to extend:
@@ -96,30 +51,20 @@ def default_views() -> list[View]:
         View(
             instrument_name=name,
             aggregation=ExplicitBucketHistogramAggregation(boundaries=list(bounds)),
-            exemplar_reservoir_factory=None if name in EXEMPLAR_METRICS else _no_exemplars,
+            exemplar_reservoir_factory=reservoir_for(name),
         )
         for name, bounds in buckets.items()
     ]
     views += [
-        View(instrument_name=spec.name, exemplar_reservoir_factory=_no_exemplars)
+        View(instrument_name=spec.name, exemplar_reservoir_factory=reservoir_for(spec.name))
         for spec in semconv.METRICS
-        if spec.instrument == "Counter"
-        and spec.name not in EXEMPLAR_METRICS
-        and spec.name not in buckets
+        if spec.instrument == "Counter" and spec.name not in EXEMPLAR_METRICS
     ]
     views += [
         View(instrument_name=old, meter_name=resources.PROCESS_METRICS_SCOPE, name=new)
         for old, new in resources.PROCESS_METRIC_RENAMES.items()
     ]
     return views
-
-
-def exemplar_filter() -> ExemplarFilter:
-    """The SDK's filter named by ``OTEL_METRICS_EXEMPLAR_FILTER`` (``trace_based``: exemplars
-    only from measurements inside a sampled span). A malformed value warns and falls back,
-    where the SDK alone would fail start-up."""
-    name = _env.env_choice(OTEL_METRICS_EXEMPLAR_FILTER, tuple(EXEMPLAR_FILTERS), "trace_based")
-    return EXEMPLAR_FILTERS[name]()
 
 
 def build_metrics(
