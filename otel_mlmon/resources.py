@@ -22,13 +22,10 @@ from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter
 
-from otel_mlmon import _compat, _env, _fork, semconv
+from otel_mlmon import _compat, _fork, semconv
 from otel_mlmon.version import __version__
 
 _logger: Final = logging.getLogger("otel_mlmon")
-
-#: The contrib instrumentations' choice of HTTP semantic conventions.
-HTTP_CONVENTIONS_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 #: The ``process.*`` metrics observed by default.
 PROCESS_METRICS: Final = {
@@ -59,11 +56,6 @@ def observe_process(meter_provider: MeterProvider) -> Callable[[], None]:
     """
     from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 
-    # The first instrument() of any contrib instrumentation fixes the HTTP semantic conventions
-    # of every later one in the process (the Flask instrumentation's among them): choose the
-    # stable ones (http.server.request.duration, seconds), as instrument_flask() would, unless
-    # the user chose.
-    _env.set_default(HTTP_CONVENTIONS_OPT_IN, "http")
     instrumentor = SystemMetricsInstrumentor(config=dict(PROCESS_METRICS))
     if instrumentor.is_instrumented_by_opentelemetry:
         _logger.info("otel-mlmon: process metrics already observed by SystemMetricsInstrumentor")
