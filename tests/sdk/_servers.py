@@ -203,9 +203,6 @@ class Prometheus:
         )
         return [e for series in data for e in series["exemplars"]]
 
-    def target_health(self) -> list[str]:
-        return [t["health"] for t in self._get("/api/v1/targets")["activeTargets"]]
-
     def stop(self) -> None:
         self.process.terminate()
         try:

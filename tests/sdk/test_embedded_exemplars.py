@@ -59,7 +59,7 @@ def test_prometheus_finds_exemplars_that_lead_to_exported_traces(
                 f"the traces of {histogram}'s exemplars among the exported spans",
             )
             assert all(16 == len(e["labels"]["span_id"]) for e in exemplars)
-        assert ["up"] == prom.target_health()
+        prom.wait_for("sum(up)", 1)
 
 
 def _exported_trace_ids(otlp: OtlpHttpServer) -> set[str]:
