@@ -37,9 +37,10 @@ def _isolated(otel_env: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
 
 def _configure(**kwargs: object) -> Telemetry:
+    kwargs.setdefault("prometheus_port", 0)
     return otel_mlmon.configure(  # type: ignore[arg-type]
         set_global=False, logs=False, gpu_metrics=False, process_metrics=False,
-        prometheus_host="127.0.0.1", prometheus_port=0, handle_sigterm=False, **kwargs,
+        prometheus_host="127.0.0.1", handle_sigterm=False, **kwargs,
     )  # fmt: skip
 
 
@@ -252,3 +253,25 @@ def test_the_shared_directory_is_private_and_removed_by_its_last_member(tmp_path
     assert 0o700 == directory.parent.stat().st_mode & 0o777
     telemetry.shutdown()
     assert not directory.exists()
+
+
+def test_alone_too_a_taken_port_is_retried_until_it_is_free(
+    otel_env: pytest.MonkeyPatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sdk.prometheus, "BIND_RETRY_S", 0.05)
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    otel_env.setenv("OTEL_MLMON_PROMETHEUS_DIR", str(not_a_directory))
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    telemetry = _configure(prometheus_port=port)
+    assert telemetry.prometheus is not None
+    assert (False, False) == (telemetry.prometheus.shared, telemetry.prometheus.serving)
+    taken.close()
+    deadline = time.monotonic() + 10
+    while not telemetry.prometheus.serving:
+        assert time.monotonic() < deadline, "the port was never taken"
+        time.sleep(0.01)
+    assert "ml_monitor_endpoint_errors_total" in _get(telemetry)[1]

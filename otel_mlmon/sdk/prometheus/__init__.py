@@ -103,6 +103,10 @@ class PrometheusEndpoint:
                 self._bind()
         if self._member is not None:
             self._member.start()
+        elif self._server is None:
+            threading.Thread(
+                target=self._retry_alone, name="otel-mlmon-prometheus-retry", daemon=True
+            ).start()
         _endpoints.add(self)
 
     @property
@@ -134,6 +138,15 @@ class PrometheusEndpoint:
                 if self._member.try_lead():
                     self._bind()
             elif self._server is None and time.monotonic() >= self._next_bind:
+                self._bind()
+
+    def _retry_alone(self) -> None:
+        """Without a group (no member thread): retry the port until it is ours or we stop."""
+        while True:
+            time.sleep(BIND_RETRY_S)
+            with self._lock:
+                if self._closed or self._server is not None:
+                    return
                 self._bind()
 
     def _bind(self) -> None:
