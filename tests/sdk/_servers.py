@@ -4,10 +4,8 @@ real Prometheus (Debian's) scraping it, and a scrape parsed by prometheus_client
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from _served import clean_environment, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -29,12 +28,6 @@ TIMEOUT_S = 180.0
 PREDICT_BODY = {"features": [5.1, 3.5, 1.4, 0.2]}
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT_S) -> T:
@@ -79,9 +72,7 @@ def worker_pids(found: Sequence[Sample]) -> set[int]:
 def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment a user would have: no OTEL_* variable but the ones given. TMPDIR
     keeps the workers' shared directory inside the test's own temporary directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(TMPDIR=str(tmp_path), OTEL_MLMON_GPU_METRICS="false", **extra)
-    return env
+    return clean_environment(TMPDIR=str(tmp_path), OTEL_MLMON_GPU_METRICS="false", **extra)
 
 
 class Service:
