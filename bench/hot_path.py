@@ -33,7 +33,7 @@ from bench import Row, best, interleaved, median, median_ratio, quick
 from bench._otel import DRIFT_MISSING, Providers, drift_available
 from bench._seed_prometheus import SeedMonitoring
 from otel_mlmon import ModelMonitor, semconv
-from otel_mlmon.quality import QualityWindow
+from otel_mlmon.monitor.quality import QualityWindow
 
 MODEL, VERSION = "iris", "1.2.0"
 CLASSES = (0, 1, 2)

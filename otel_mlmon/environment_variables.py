@@ -33,3 +33,10 @@ OTEL_MLMON_PROCESS_METRICS: Final = "OTEL_MLMON_PROCESS_METRICS"
 OTEL_MLMON_STRICT: Final = "OTEL_MLMON_STRICT"
 """``true`` re-raises errors inside otel-mlmon's own telemetry code instead of logging and
 swallowing them. For otel-mlmon's test suite and for debugging; never in production."""
+
+OTEL_MLMON_LABEL_KEY: Final = "OTEL_MLMON_LABEL_KEY"
+"""The secret (16+ characters) that signs prediction ids; every replica that joins labels
+shares it. Unset: a key file shared by the processes of one host and user (never logged)."""
+
+OTEL_MLMON_LABEL_KEY_PREVIOUS: Final = "OTEL_MLMON_LABEL_KEY_PREVIOUS"
+"""The key before the last rotation: ids it signed still verify (never logged)."""

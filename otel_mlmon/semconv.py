@@ -43,6 +43,7 @@ ML_PREDICTION_CLASS: Final = "ml.prediction.class"
 ML_PREDICTION_CONFIDENCE: Final = "ml.prediction.confidence"
 ML_BATCH_SIZE: Final = "ml.batch.size"
 ML_LABEL_OUTCOME: Final = "ml.label.outcome"
+ML_LABEL_CLASS: Final = "ml.label.class"
 ML_REJECTION_REASON: Final = "ml.rejection.reason"
 ML_FEATURE_NAME: Final = "ml.feature.name"
 ML_DRIFT_METHOD: Final = "ml.drift.method"
@@ -79,20 +80,23 @@ PREDICTION_FEATURE: Final = "_prediction"
 
 #: ``ml.label.outcome`` values.
 LABEL_MATCHED: Final = "matched"
-LABEL_UNKNOWN_ID: Final = "unknown_id"
-LABEL_EXPIRED: Final = "expired"
 LABEL_INVALID: Final = "invalid"
+LABEL_EXPIRED: Final = "expired"
+LABEL_DUPLICATE: Final = "duplicate"
 
 #: ``ml.rejection.reason`` values: why an input was not used, with what it means.
 REJECT_CONFIDENCE_INVALID: Final = "confidence_invalid"
 REJECT_CONFIDENCE_LENGTH: Final = "confidence_length_mismatch"
 REJECT_PREDICTION_INVALID: Final = "prediction_invalid"
 REJECT_RECORDED_TWICE: Final = "recorded_twice"
+REJECT_VALUE_TRUNCATED: Final = "value_truncated"
 REJECTION_REASONS: Final[dict[str, str]] = {
     REJECT_CONFIDENCE_INVALID: "A confidence that is not a finite number in [0, 1].",
     REJECT_CONFIDENCE_LENGTH: "A batch whose confidences do not match its predictions.",
     REJECT_PREDICTION_INVALID: "A prediction that is None, or not a finite number (regression).",
     REJECT_RECORDED_TWICE: "A second record() on the same prediction.",
+    REJECT_VALUE_TRUNCATED: "A class or label whose text was cut to the attribute value length "
+    "limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, default 256 characters); the cut text is used.",
 }
 
 # --- log events -----------------------------------------------------------------------------
@@ -208,13 +212,8 @@ ML_MODEL_INFO: Final = "ml.model.info"
 #: A timestamp, not a duration: ``ml_model_load_timestamp_seconds`` in Prometheus.
 ML_MODEL_LOAD_TIME: Final = "ml.model.load.timestamp"
 ML_MODEL_LABELS: Final = "ml.model.labels"
-ML_MODEL_ACCURACY: Final = "ml.model.accuracy"
-ML_MODEL_PRECISION: Final = "ml.model.precision"
-ML_MODEL_RECALL: Final = "ml.model.recall"
-ML_MODEL_F1_SCORE: Final = "ml.model.f1_score"
-ML_MODEL_MAE: Final = "ml.model.mae"
-ML_MODEL_RMSE: Final = "ml.model.rmse"
-ML_MODEL_QUALITY_SAMPLES: Final = "ml.model.quality.samples"
+ML_MODEL_ABSOLUTE_ERROR: Final = "ml.model.absolute_error"
+ML_MODEL_SQUARED_ERROR: Final = "ml.model.squared_error"
 ML_MODEL_CLASS_OVERFLOWS: Final = "ml.model.class.overflows"
 ML_MONITOR_REJECTED_INPUTS: Final = "ml.monitor.rejected_inputs"
 ML_MONITOR_ENDPOINT_ERRORS: Final = "ml.monitor.endpoint.errors"
@@ -244,12 +243,9 @@ BATCH_SIZE_BUCKETS: Final[Sequence[float]] = (
 
 MODEL_ATTRIBUTES: Final = (ML_MODEL_NAME, ML_MODEL_VERSION)
 
-#: The quality gauges, classification first.
-CLASSIFICATION_QUALITY_METRICS: Final = (
-    ML_MODEL_ACCURACY, ML_MODEL_PRECISION, ML_MODEL_RECALL, ML_MODEL_F1_SCORE,
-)  # fmt: skip
-REGRESSION_QUALITY_METRICS: Final = (ML_MODEL_MAE, ML_MODEL_RMSE)
-QUALITY_METRICS: Final = CLASSIFICATION_QUALITY_METRICS + REGRESSION_QUALITY_METRICS
+#: Quality counters of a regression (MAE = absolute_error / matched labels, RMSE = the root of
+#: squared_error / matched labels); a classifier's quality is the matched ml.model.labels.
+REGRESSION_QUALITY_METRICS: Final = (ML_MODEL_ABSOLUTE_ERROR, ML_MODEL_SQUARED_ERROR)
 
 
 @dataclass(frozen=True)
@@ -306,23 +302,15 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
           MODEL_ATTRIBUTES,
           "Unix time, in seconds, at which the current model version was loaded."),
     _spec(ML_MODEL_LABELS, "ObservableCounter", "{label}",
-          (*MODEL_ATTRIBUTES, ML_LABEL_OUTCOME),
-          "Delayed ground-truth labels received, by whether they joined a prediction."),
-    _spec(ML_MODEL_ACCURACY, "ObservableGauge", "1", MODEL_ATTRIBUTES,
-          "Accuracy over the labelled sliding window (classification)."),
-    _spec(ML_MODEL_PRECISION, "ObservableGauge", "1", MODEL_ATTRIBUTES,
-          "Macro-averaged precision over the labelled sliding window (classification)."),
-    _spec(ML_MODEL_RECALL, "ObservableGauge", "1", MODEL_ATTRIBUTES,
-          "Macro-averaged recall over the labelled sliding window (classification)."),
-    _spec(ML_MODEL_F1_SCORE, "ObservableGauge", "1", MODEL_ATTRIBUTES,
-          "Macro-averaged F1 score over the labelled sliding window (classification)."),
-    _spec(ML_MODEL_MAE, "ObservableGauge", "{target}", MODEL_ATTRIBUTES,
-          "Mean absolute error over the labelled sliding window (regression), target's unit."),
-    _spec(ML_MODEL_RMSE, "ObservableGauge", "{target}", MODEL_ATTRIBUTES,
-          "Root mean squared error over the labelled sliding window (regression)."),
-    _spec(ML_MODEL_QUALITY_SAMPLES, "ObservableGauge", "{label}",
-          MODEL_ATTRIBUTES,
-          "Labelled predictions currently in the quality window."),
+          (*MODEL_ATTRIBUTES, ML_LABEL_OUTCOME, ML_PREDICTION_CLASS, ML_LABEL_CLASS),
+          "Delayed ground-truth labels received, by outcome; matched labels of a classifier also "
+          "by predicted and label class (the confusion matrix). Summed over processes."),
+    _spec(ML_MODEL_ABSOLUTE_ERROR, "ObservableCounter", "{target}", MODEL_ATTRIBUTES,
+          "Sum of |prediction - label| over matched labels (regression): MAE is this over the "
+          "matched ml.model.labels."),
+    _spec(ML_MODEL_SQUARED_ERROR, "ObservableCounter", "{target_squared}", MODEL_ATTRIBUTES,
+          "Sum of (prediction - label)^2 over matched labels (regression): RMSE is the square "
+          "root of this over the matched ml.model.labels."),
     _spec(ML_MODEL_CLASS_OVERFLOWS, "Counter", "{prediction}",
           MODEL_ATTRIBUTES,
           "Predictions whose class was reported as _OTHER because the class bound was reached."),
@@ -371,15 +359,18 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
     AttributeSpec(ML_MODEL_VERSION, "set by the user", "Model version given to ModelMonitor."),
     AttributeSpec(ML_MODEL_TASK, "`classification`, `regression`, `other`", "Kind of model."),
     AttributeSpec(ML_MODEL_FRAMEWORK, "set by the user", "Library the model comes from."),
-    AttributeSpec(ML_PREDICTION_ID, "16 hex digits (spans only)",
+    AttributeSpec(ML_PREDICTION_ID, "signed id, base64url, 24-40 characters (spans only)",
                   "Joins a delayed label to its prediction; never a metric attribute."),
     AttributeSpec(ML_PREDICTION_CLASS, "bounded set, overflow `_OTHER`",
                   "Predicted class (classification)."),
     AttributeSpec(ML_PREDICTION_CONFIDENCE, "[0, 1] (spans only)",
                   "Confidence of a single prediction."),
     AttributeSpec(ML_BATCH_SIZE, "integer (spans only)", "Rows in the predict call."),
-    AttributeSpec(ML_LABEL_OUTCOME, "`matched`, `unknown_id`, `expired`, `invalid`",
-                  "What happened to a delayed label."),
+    AttributeSpec(ML_LABEL_OUTCOME, "`matched`, `invalid`, `expired`, `duplicate`",
+                  "What happened to a delayed label (docs/instrumentation.md, Delayed labels)."),
+    AttributeSpec(ML_LABEL_CLASS, "bounded set, overflow `_OTHER`",
+                  "Ground-truth class of a matched label (classification), bounded with "
+                  "ml.prediction.class."),
     AttributeSpec(ML_REJECTION_REASON, "documented fixed set",
                   "Why an input was not used (see docs/semantic-conventions.md); drift: "
                   "`drift_missing_value`, `drift_not_numeric` (per value), "
@@ -475,29 +466,33 @@ def create_ml_model_load_time(meter: Meter, callbacks: Sequence[CallbackT]) -> O
     return _gauge(meter, ML_MODEL_LOAD_TIME, callbacks)
 
 
-def create_ml_model_labels(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableCounter:
-    """``ml.model.labels``: delayed labels received, by outcome (counted by the monitor,
-    reported at collection time)."""
-    spec = _BY_NAME[ML_MODEL_LABELS]
+def _observable_counter(
+    meter: Meter, name: str, callbacks: Sequence[CallbackT]
+) -> ObservableCounter:
+    spec = _BY_NAME[name]
     return meter.create_observable_counter(
         spec.name, callbacks=callbacks, unit=spec.unit, description=spec.description
     )
 
 
-def create_ml_model_quality_gauge(
-    meter: Meter, name: str, callbacks: Sequence[CallbackT]
-) -> ObservableGauge:
-    """One of the quality gauges (``ml.model.accuracy`` ... ``ml.model.rmse``) by name."""
-    if name not in QUALITY_METRICS:
-        raise KeyError(f"{name!r} is not a quality metric")
-    return _gauge(meter, name, callbacks)
+def create_ml_model_labels(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableCounter:
+    """``ml.model.labels``: delayed labels received, by outcome and (matched, classification)
+    class pair (counted by the monitor, reported at collection time)."""
+    return _observable_counter(meter, ML_MODEL_LABELS, callbacks)
 
 
-def create_ml_model_quality_samples(
+def create_ml_model_absolute_error(
     meter: Meter, callbacks: Sequence[CallbackT]
-) -> ObservableGauge:
-    """``ml.model.quality.samples``: labelled predictions in the quality window."""
-    return _gauge(meter, ML_MODEL_QUALITY_SAMPLES, callbacks)
+) -> ObservableCounter:
+    """``ml.model.absolute_error``: sum of absolute errors of matched regression labels."""
+    return _observable_counter(meter, ML_MODEL_ABSOLUTE_ERROR, callbacks)
+
+
+def create_ml_model_squared_error(
+    meter: Meter, callbacks: Sequence[CallbackT]
+) -> ObservableCounter:
+    """``ml.model.squared_error``: sum of squared errors of matched regression labels."""
+    return _observable_counter(meter, ML_MODEL_SQUARED_ERROR, callbacks)
 
 
 def create_ml_model_class_overflows(meter: Meter) -> Counter:
@@ -586,18 +581,8 @@ FACTORIES: Final[dict[str, Callable[..., object]]] = {
     ML_MODEL_INFO: create_ml_model_info,
     ML_MODEL_LOAD_TIME: create_ml_model_load_time,
     ML_MODEL_LABELS: create_ml_model_labels,
-    **{
-        name: create_ml_model_quality_gauge
-        for name in (
-            ML_MODEL_ACCURACY,
-            ML_MODEL_PRECISION,
-            ML_MODEL_RECALL,
-            ML_MODEL_F1_SCORE,
-            ML_MODEL_MAE,
-            ML_MODEL_RMSE,
-        )
-    },
-    ML_MODEL_QUALITY_SAMPLES: create_ml_model_quality_samples,
+    ML_MODEL_ABSOLUTE_ERROR: create_ml_model_absolute_error,
+    ML_MODEL_SQUARED_ERROR: create_ml_model_squared_error,
     ML_MODEL_CLASS_OVERFLOWS: create_ml_model_class_overflows,
     ML_MONITOR_REJECTED_INPUTS: create_ml_monitor_rejected_inputs,
     ML_MONITOR_ENDPOINT_ERRORS: create_ml_monitor_endpoint_errors,

@@ -248,8 +248,11 @@ def test_summary_has_one_line_of_numbers_per_model_version() -> None:
             "# TYPE ml_model_predictions_total counter",
             'ml_model_predictions_total{ml_model_name="iris",ml_model_version="1.0.0"} 7',
             'ml_model_predictions_total{ml_model_name="iris",ml_model_version="2.0.0"} 3',
-            "# TYPE ml_model_accuracy gauge",
-            'ml_model_accuracy{ml_model_name="iris",ml_model_version="2.0.0"} 0.5',
+            "# TYPE ml_model_labels_total counter",
+            'ml_model_labels_total{ml_model_name="iris",ml_model_version="2.0.0",'
+            'ml_label_outcome="matched",ml_prediction_class="1",ml_label_class="1"} 1',
+            'ml_model_labels_total{ml_model_name="iris",ml_model_version="2.0.0",'
+            'ml_label_outcome="matched",ml_prediction_class="1",ml_label_class="2"} 1',
         ]
     )
 
@@ -258,8 +261,9 @@ def test_summary_has_one_line_of_numbers_per_model_version() -> None:
 
     assert {
         "1.0.0": ModelStats(predictions=7),
-        "2.0.0": ModelStats(predictions=3, accuracy=0.5),
+        "2.0.0": ModelStats(predictions=3, labels=2, classified=2, correct=1),
     } == summary.models
+    assert 0.5 == summary.models["2.0.0"].accuracy
     assert 2 == len([line for line in lines if line.startswith("  model ")])
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_mlmon import ConfigurationError, ModelMonitor, _guard, semconv
 from otel_mlmon.context import get_model
+from otel_mlmon.monitor import Classes, Drift, Labels
 from otel_mlmon.testing import InMemoryTelemetry
 
 
@@ -193,7 +196,7 @@ def test_builtin_exceptions_are_named_without_module(telemetry: InMemoryTelemetr
 def test_classes_beyond_the_bound_fold_into_other_and_are_counted(
     telemetry: InMemoryTelemetry,
 ) -> None:
-    monitor = _monitor(telemetry, max_classes=3, trace=False)
+    monitor = _monitor(telemetry, classes=Classes(limit=3), trace=False)
     for y in range(10):
         with monitor.predict() as p:
             p.record(f"label-{y}")
@@ -248,10 +251,27 @@ def test_unusable_inputs_are_counted_by_reason_and_never_raise(
     }
 
 
-def test_delayed_labels_give_the_same_quality_as_scikit_learn(
+def _matrix(telemetry: InMemoryTelemetry) -> dict[tuple[str, str], float]:
+    """The confusion matrix in ml.model.labels: (predicted, label) class -> matched labels."""
+    return {
+        (p.attributes[semconv.ML_PREDICTION_CLASS], p.attributes[semconv.ML_LABEL_CLASS]): p.value
+        for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+        if p.attributes[semconv.ML_LABEL_OUTCOME] == semconv.LABEL_MATCHED
+    }
+
+
+def _outcomes(telemetry: InMemoryTelemetry) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for point in telemetry.metric_points(semconv.ML_MODEL_LABELS):
+        outcome = point.attributes[semconv.ML_LABEL_OUTCOME]
+        totals[outcome] = totals.get(outcome, 0) + point.value
+    return totals
+
+
+def test_matched_labels_are_the_confusion_matrix_scikit_learn_computes(
     telemetry: InMemoryTelemetry,
 ) -> None:
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix
 
     rng = np.random.default_rng(7)
     predicted = rng.integers(0, 4, 300)
@@ -262,23 +282,11 @@ def test_delayed_labels_give_the_same_quality_as_scikit_learn(
             p.record(y, 0.5)
         monitor.record_label(p.id, int(label))
 
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        actual, predicted, average="macro", zero_division=0
-    )
-    expected = {
-        semconv.ML_MODEL_ACCURACY: accuracy_score(actual, predicted),
-        semconv.ML_MODEL_PRECISION: precision,
-        semconv.ML_MODEL_RECALL: recall,
-        semconv.ML_MODEL_F1_SCORE: f1,
-    }
-    metrics = telemetry.metrics()
-    for name, value in expected.items():
-        (point,) = metrics[name].data.data_points
-        assert pytest.approx(value, abs=1e-12) == point.value
-    assert metrics[semconv.ML_MODEL_QUALITY_SAMPLES].data.data_points[0].value == 300
-    assert _value_by(telemetry, semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME) == {
-        "matched": 300
-    }
+    expected = confusion_matrix(actual, predicted, labels=[0, 1, 2, 3])  # rows: true labels
+    assert {
+        (str(p), str(t)): int(expected[t, p]) for t in range(4) for p in range(4) if expected[t, p]
+    } == _matrix(telemetry)
+    assert {"matched": 300} == _outcomes(telemetry)
 
 
 def test_batch_labels_join_row_by_row(telemetry: InMemoryTelemetry) -> None:
@@ -286,48 +294,59 @@ def test_batch_labels_join_row_by_row(telemetry: InMemoryTelemetry) -> None:
     with monitor.predict() as p:
         p.record(np.array([1, 0, 1, 1]))
     monitor.record_label(p.id, np.array([1, 0, 0, 1]))
-    assert telemetry.metric_points(semconv.ML_MODEL_ACCURACY)[0].value == 0.75
+    assert {("1", "1"): 2, ("0", "0"): 1, ("1", "0"): 1} == _matrix(telemetry)
 
 
-def test_regression_reports_mae_and_rmse(telemetry: InMemoryTelemetry) -> None:
+def test_each_row_of_a_batch_has_an_id_of_its_own(telemetry: InMemoryTelemetry) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    with monitor.predict() as p:
+        p.record(["cat", "dog", "cat"])
+    assert p.ids == p.ids and 3 == len(set(p.ids))
+    monitor.record_label(p.ids[2], "dog")
+    monitor.record_label(p.ids[0], "cat")
+    assert {("cat", "dog"): 1, ("cat", "cat"): 1} == _matrix(telemetry)
+    with monitor.predict() as single:
+        single.record("emu")
+    assert [single.id] == single.ids
+
+
+def test_regression_counts_the_sums_mae_and_rmse_follow_from(telemetry: InMemoryTelemetry) -> None:
     monitor = _monitor(telemetry, task="regression")
     for prediction, label in [(1.0, 2.0), (3.0, 3.0), (5.0, 2.0)]:
         with monitor.predict() as p:
             p.record(prediction)
         monitor.record_label(p.id, label)
     metrics = telemetry.metrics()
-    assert pytest.approx(4 / 3) == metrics[semconv.ML_MODEL_MAE].data.data_points[0].value
-    assert (
-        pytest.approx((10 / 3) ** 0.5) == metrics[semconv.ML_MODEL_RMSE].data.data_points[0].value
-    )
-    assert semconv.ML_MODEL_ACCURACY not in metrics
+    (absolute,) = metrics[semconv.ML_MODEL_ABSOLUTE_ERROR].data.data_points
+    (squared,) = metrics[semconv.ML_MODEL_SQUARED_ERROR].data.data_points
+    assert (4.0, 10.0) == (absolute.value, squared.value)
+    assert {"matched": 3} == _outcomes(telemetry)
+    assert 4 / 3 == absolute.value / 3  # MAE
+    assert (10 / 3) ** 0.5 == (squared.value / 3) ** 0.5  # RMSE
+    assert semconv.ML_MODEL_ABSOLUTE_ERROR not in {
+        name for name in metrics if not metrics[name].data.data_points
+    }
 
 
-def test_unknown_expired_and_malformed_labels_are_counted_not_raised(
+def test_expired_invalid_and_replayed_labels_are_counted_not_raised(
     telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monitor = _monitor(telemetry, trace=False, label_ttl=60, pending_labels=2)
-    clock = [1000.0]
-    monkeypatch.setattr("otel_mlmon.monitor.time.monotonic", lambda: clock[0])
-    ids = []
-    for y in range(3):  # the first is evicted: only 2 may wait
-        with monitor.predict() as p:
-            p.record(y)
-        ids.append(p.id)
-    monitor.record_label(ids[0], 0)
+    monitor = _monitor(telemetry, trace=False, labels=Labels(max_age=60))
+    with monitor.predict() as p:
+        p.record(1)
+    monitor.record_label(p.id, 1)
+    monitor.record_label(p.id, 1)  # a replay: counted once
     monitor.record_label("no-such-id", 1)
     monitor.record_label(None, 1)  # type: ignore[arg-type]
-    monitor.record_label(ids[1], {"unhashable": []})
-    clock[0] += 61
-    monitor.record_label(ids[2], 2)
-    monitor.record_label(ids[2], 2)  # already consumed
+    monitor.record_label(p.id, {"unhashable": []})
+    monitor.record_label(p.id, None)
+    with monitor.predict() as late:
+        late.record(2)
+    real_time = __import__("time").time
+    monkeypatch.setattr("otel_mlmon.monitor._join._time", lambda: real_time() + 61)
+    monitor.record_label(late.id, 2)
 
-    assert _value_by(telemetry, semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME) == {
-        "unknown_id": 4,
-        "invalid": 1,
-        "expired": 1,
-    }
-    assert telemetry.metric_points(semconv.ML_MODEL_ACCURACY) == []
+    assert {"matched": 1, "duplicate": 1, "invalid": 4, "expired": 1} == _outcomes(telemetry)
 
 
 def test_model_info_and_update_switch_attributes_and_log_events(
@@ -390,17 +409,67 @@ def test_wrap_records_sync_and_async_predict_functions(telemetry: InMemoryTeleme
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"task": "ranking"},
-        {"max_classes": 0},
-        {"quality_window": -1},
-        {"pending_labels": 1.5},
-        {"label_ttl": 0},
-        {"version": ""},
+        lambda: {"task": "ranking"},
+        lambda: {"classes": Classes(limit=0)},
+        lambda: {"labels": Labels(max_age=0)},
+        lambda: {"labels": Labels(max_age=float("nan"))},
+        lambda: {"classes": "abc"},
+        lambda: {"version": ""},
     ],
 )
-def test_invalid_configuration_fails_fast(kwargs: dict[str, Any]) -> None:
+def test_invalid_configuration_fails_fast(kwargs: Callable[[], dict[str, Any]]) -> None:
     with pytest.raises(ConfigurationError):
-        ModelMonitor("iris", **kwargs)
+        ModelMonitor("iris", **kwargs())
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "replacement"),
+    [
+        ("max_classes", 3, "classes=Classes(limit=...)"),
+        ("feature_names", ["a"], "drift=Drift(feature_names=...)"),
+        ("reference", np.zeros((20, 1)), "drift=Drift(reference=...)"),
+        ("reference_predictions", np.zeros(20), "drift=Drift(predictions=...)"),
+        ("label_ttl", 60.0, "labels=Labels(max_age=...)"),
+        ("pending_labels", 10, "nothing"),
+        ("quality_window", 10, "nothing"),
+    ],
+)
+def test_the_keywords_of_0_1_still_work_with_a_deprecation_warning(
+    telemetry: InMemoryTelemetry, keyword: str, value: object, replacement: str
+) -> None:
+    with pytest.warns(DeprecationWarning, match=rf"{keyword}=.*{re.escape(replacement)}") as seen:
+        monitor = ModelMonitor("iris", trace=False, **telemetry.providers, **{keyword: value})
+    assert __file__ == seen[0].filename  # points at the caller, not at otel-mlmon
+    with monitor.predict() as p:
+        p.record(1)
+    assert 1 == sum(p.value for p in telemetry.metric_points(semconv.ML_MODEL_PREDICTIONS))
+
+
+def test_the_deprecated_keywords_land_in_their_groups(telemetry: InMemoryTelemetry) -> None:
+    reference = np.zeros((20, 1))
+    with pytest.warns(DeprecationWarning):
+        monitor = ModelMonitor(
+            "iris", max_classes=2, feature_names=["a"], reference=reference, **telemetry.providers
+        )
+    assert Classes(limit=2) == monitor._classes
+    for y in range(4):
+        with monitor.predict() as p:
+            p.record(y)
+    assert 2 == telemetry.metric_points(semconv.ML_MODEL_CLASS_OVERFLOWS)[0].value
+    assert monitor._recorder.drift is not None
+
+
+def test_an_unknown_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="colour"):
+        ModelMonitor("iris", colour="red")  # type: ignore[call-arg]
+
+
+def test_drift_group_enables_drift(telemetry: InMemoryTelemetry) -> None:
+    monitor = ModelMonitor(
+        "iris", drift=Drift(reference=np.zeros((20, 1)), feature_names=["a"]), **telemetry.providers
+    )
+    assert monitor._recorder.drift is not None
+    assert ModelMonitor("wine", **telemetry.providers)._recorder.drift is None
 
 
 def test_empty_name_fails_fast() -> None:
@@ -416,7 +485,7 @@ def test_an_internal_telemetry_error_never_reaches_the_caller(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("exporter bug")
 
-    monkeypatch.setattr(monitor._predictions, "add", broken)
+    monkeypatch.setattr(monitor._recorder.instruments.predictions, "add", broken)
     monkeypatch.setenv("OTEL_MLMON_STRICT", "false")
     before = _guard.internal_error_count("Prediction.record")
     for _ in range(3):
@@ -431,7 +500,7 @@ def test_strict_mode_surfaces_internal_errors(
     telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monitor = _monitor(telemetry)
-    monkeypatch.setattr(monitor._predictions, "add", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(monitor._recorder.instruments.predictions, "add", lambda *a, **k: 1 / 0)
     monkeypatch.setenv("OTEL_MLMON_STRICT", "true")
     with pytest.raises(ZeroDivisionError), monitor.predict() as p:
         p.record(1)
@@ -446,44 +515,52 @@ def test_monitor_records_into_the_global_providers_by_default() -> None:
     assert trace.get_current_span() is trace.INVALID_SPAN
 
 
-def test_a_label_joins_whether_the_id_is_read_before_or_after_record(
+def test_an_id_read_before_record_names_no_output_and_its_label_counts_invalid(
     telemetry: InMemoryTelemetry,
 ) -> None:
     monitor = _monitor(telemetry, trace=False)
     with monitor.predict() as early:
-        early_id = early.id  # read before record: awaited from record on
+        early_id = early.id  # nothing recorded yet: the id cannot carry the class
         early.record(1)
     with monitor.predict() as late:
         late.record(2)
-    late_id = late.id  # read after the block: awaited from this read on
+    assert early_id == early.id
     monitor.record_label(early_id, 1)
-    monitor.record_label(late_id, 0)
+    monitor.record_label(late.id, 0)
 
-    assert {"matched": 2} == _value_by(telemetry, semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
-    assert [0.5] == [p.value for p in telemetry.metric_points(semconv.ML_MODEL_ACCURACY)]
+    assert {"matched": 1, "invalid": 1} == _outcomes(telemetry)
+    assert {("2", "0"): 1} == _matrix(telemetry)
 
 
-def test_an_id_read_after_update_model_does_not_join_the_new_version(
-    telemetry: InMemoryTelemetry,
-) -> None:
+def test_an_id_of_a_replaced_version_counts_invalid(telemetry: InMemoryTelemetry) -> None:
     monitor = _monitor(telemetry, trace=False)
     with monitor.predict() as p:
         p.record(1)
     monitor.update_model("1.3.0")
     monitor.record_label(p.id, 1)
 
-    assert {"unknown_id": 1} == _value_by(
-        telemetry, semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
-    )
+    assert [("1.3.0", "invalid", 1)] == [
+        (p.attributes[semconv.ML_MODEL_VERSION], p.attributes[semconv.ML_LABEL_OUTCOME], p.value)
+        for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+    ]
 
 
-def test_the_id_is_stable_and_16_hex_digits(telemetry: InMemoryTelemetry) -> None:
-    monitor = _monitor(telemetry, trace=False)
-    with monitor.predict() as p:
-        p.record(1)
-    assert p.id == p.id
-    assert 16 == len(p.id)
-    int(p.id, 16)
+def test_the_id_is_stable_url_safe_and_at_most_40_characters(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = _monitor(telemetry)
+    regression = _monitor(telemetry, task="regression")
+    known = _monitor(telemetry, classes=list(range(300)))
+    made = []
+    for m, value in [(monitor, 1), (monitor, -(2**62)), (monitor, "versicolor"), (known, 299),
+                     (regression, 1e300)]:  # fmt: skip
+        with m.predict() as p:
+            p.record(value)
+        assert p.id == p.id
+        made.append(p.id)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{28,40}", i) for i in made), made
+    spans = {(s.attributes or {})[semconv.ML_PREDICTION_ID] for s in telemetry.spans()}
+    assert set(made) == spans
 
 
 def test_two_monitors_on_one_provider_both_report_their_gauges(
@@ -499,16 +576,123 @@ def test_two_monitors_on_one_provider_both_report_their_gauges(
     def models(name: str) -> list[str]:
         return sorted(p.attributes[semconv.ML_MODEL_NAME] for p in telemetry.metric_points(name))
 
-    for name in (
-        semconv.ML_MODEL_INFO,
-        semconv.ML_MODEL_LOAD_TIME,
-        semconv.ML_MODEL_ACCURACY,
-        semconv.ML_MODEL_QUALITY_SAMPLES,
-        semconv.ML_MODEL_LABELS,
-    ):
+    for name in (semconv.ML_MODEL_INFO, semconv.ML_MODEL_LOAD_TIME, semconv.ML_MODEL_LABELS):
         assert ["iris", "wine"] == models(name), name
     del monitors[0]
     import gc
 
     gc.collect()
     assert ["wine"] == models(semconv.ML_MODEL_INFO)  # a discarded monitor stops reporting
+
+
+# --- bounds on what a user value can make us keep (issue 17, items 10 and 12) ----------------
+
+MB = 1 << 20
+
+
+def _kept_bytes(run: Callable[[], None]) -> int:
+    """Bytes still allocated after ``run()``, everything it dropped collected."""
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_hundred_classes_of_one_megabyte_keep_kilobytes_and_are_counted_as_cut(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = _monitor(telemetry, trace=False)
+
+    def predict() -> None:
+        for i in range(100):
+            with monitor.predict() as p:
+                p.record(f"{i:03d}" + "x" * MB)
+
+    kept = _kept_bytes(predict)
+    texts = _value_by(telemetry, semconv.ML_MODEL_PREDICTIONS, semconv.ML_PREDICTION_CLASS)
+    assert kept < 512 * 1024, kept
+    assert {256} == {len(text) for text in texts}
+    assert 100 == len(texts)
+    reasons = _value_by(telemetry, semconv.ML_MONITOR_REJECTED_INPUTS, semconv.ML_REJECTION_REASON)
+    assert {semconv.REJECT_VALUE_TRUNCATED: 100} == reasons
+
+
+def test_a_batch_of_long_classes_is_cut_row_by_row(telemetry: InMemoryTelemetry) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    with monitor.predict() as p:
+        p.record(["a" * 1000, "a" * 1000, "b"])
+    counts = _value_by(telemetry, semconv.ML_MODEL_PREDICTIONS, semconv.ML_PREDICTION_CLASS)
+    assert {"a" * 256: 2, "b": 1} == counts
+    reasons = _value_by(telemetry, semconv.ML_MONITOR_REJECTED_INPUTS, semconv.ML_REJECTION_REASON)
+    assert {semconv.REJECT_VALUE_TRUNCATED: 2} == reasons
+
+
+def test_a_thousand_labels_of_one_megabyte_keep_kilobytes(telemetry: InMemoryTelemetry) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    ids = []
+    for i in range(1000):
+        with monitor.predict() as p:
+            p.record(i % 3)
+        ids.append(p.id)
+
+    def label() -> None:
+        for i, prediction_id in enumerate(ids):
+            monitor.record_label(prediction_id, f"{i:04d}" + "y" * MB)
+
+    kept = _kept_bytes(label)
+    assert kept < 2 * MB, kept
+    reasons = _value_by(telemetry, semconv.ML_MONITOR_REJECTED_INPUTS, semconv.ML_REJECTION_REASON)
+    assert {semconv.REJECT_VALUE_TRUNCATED: 1000} == reasons
+
+
+def test_the_attribute_value_length_limit_comes_from_otel(
+    telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8")
+    monitor = _monitor(telemetry)
+    with monitor.predict() as p:
+        p.record("abcdefghijkl")
+    (span,) = telemetry.spans()
+    assert "abcdefgh" == (span.attributes or {})[semconv.ML_PREDICTION_CLASS]
+    with pytest.raises(ConfigurationError, match="version is 9 characters"):
+        monitor.update_model("1.2.3.4.5")
+
+
+def test_a_model_name_longer_than_the_limit_fails_fast() -> None:
+    with pytest.raises(ConfigurationError, match="OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+        ModelMonitor("m" * 257)
+
+
+def test_update_model_retires_the_replaced_versions_label_series(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = _monitor(telemetry, trace=False)
+    for version in range(2000):
+        monitor.update_model(f"v{version}")
+        with monitor.predict() as p:
+            p.record(1)
+        monitor.record_label(p.id, 1)
+        if version % 500 == 0:
+            telemetry.metrics()  # a reader collected while the old versions were current
+
+    labels = telemetry.metric_points(semconv.ML_MODEL_LABELS)
+    assert [("v1999", "matched", "1", 1)] == [
+        (
+            p.attributes[semconv.ML_MODEL_VERSION],
+            p.attributes[semconv.ML_LABEL_OUTCOME],
+            p.attributes[semconv.ML_LABEL_CLASS],
+            p.value,
+        )
+        for p in labels
+    ]
+    for name in (semconv.ML_MODEL_INFO, semconv.ML_MODEL_LOAD_TIME):
+        versions = [p.attributes[semconv.ML_MODEL_VERSION] for p in telemetry.metric_points(name)]
+        assert ["v1999"] == versions, name

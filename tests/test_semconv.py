@@ -139,13 +139,8 @@ def test_attribute_keys_are_documented_once() -> None:
 def test_each_factory_creates_the_declared_instrument(spec: semconv.MetricSpec) -> None:
     meter = MeterProvider().get_meter("test")
     factory = semconv.FACTORIES[spec.name]
-    if spec.instrument.startswith("Observable"):
-        if spec.name in semconv.QUALITY_METRICS:
-            instrument = factory(meter, spec.name, [])
-        else:
-            instrument = factory(meter, [])
-    else:
-        instrument = factory(meter)
+    observable = spec.instrument.startswith("Observable")
+    instrument = factory(meter, []) if observable else factory(meter)
     assert isinstance(instrument, _KINDS[spec.instrument])
     assert (spec.name, spec.unit) == (instrument.name, instrument.unit)
 

@@ -75,11 +75,19 @@ class ModelStats:
     predictions: int = 0
     errors: int = 0
     labels: int = 0
-    accuracy: float | None = None
+    #: Matched labels of a classifier, and those whose class was predicted: the diagonal of
+    #: the confusion matrix in ``ml_model_labels_total``, summed over the workers.
+    classified: int = 0
+    correct: int = 0
     p50: float | None = None
     p95: float | None = None
     #: The prediction-duration histogram (successful predictions), ``{le: count}``.
     buckets: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float | None:
+        """Share of matched labels whose class was predicted (None before the first)."""
+        return self.correct / self.classified if self.classified else None
 
 
 @dataclass
@@ -150,11 +158,12 @@ def _errors(summary: Summary, labels: Mapping[str, str], value: float) -> None:
 
 def _labels(summary: Summary, labels: Mapping[str, str], value: float) -> None:
     if labels.get("ml_label_outcome") == "matched":
-        summary.model(labels).labels += int(value)
-
-
-def _accuracy(summary: Summary, labels: Mapping[str, str], value: float) -> None:
-    summary.model(labels).accuracy = value
+        stats = summary.model(labels)
+        stats.labels += int(value)
+        if "ml_label_class" in labels:
+            stats.classified += int(value)
+            if labels["ml_label_class"] == labels.get("ml_prediction_class"):
+                stats.correct += int(value)
 
 
 def _drift_key(labels: Mapping[str, str]) -> tuple[str, str]:
@@ -185,7 +194,6 @@ FOLDS: Final[Mapping[str, Fold]] = {
     "ml_model_predictions_total": _predictions,
     "ml_model_errors_total": _errors,
     "ml_model_labels_total": _labels,
-    "ml_model_accuracy": _accuracy,
 }
 #: Folds by name prefix, for gauges whose unit suffix depends on the export path.
 PREFIX_FOLDS: Final[tuple[tuple[str, Fold], ...]] = (

@@ -53,8 +53,12 @@ def test_batch_and_feedback(client: FlaskClient, telemetry: InMemoryTelemetry) -
     ).status_code
 
     assert (body["predictions"], status) == ([2, 2], 202)
-    (accuracy,) = telemetry.metric_points(semconv.ML_MODEL_ACCURACY)
-    assert accuracy.value == 0.5
+    matched = {  # the confusion matrix: (predicted, label) class -> labels
+        (p.attributes[semconv.ML_PREDICTION_CLASS], p.attributes[semconv.ML_LABEL_CLASS]): p.value
+        for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+        if p.attributes[semconv.ML_LABEL_OUTCOME] == semconv.LABEL_MATCHED
+    }
+    assert {("2", "2"): 1, ("2", "1"): 1} == matched
 
 
 @pytest.mark.parametrize("body", [{"features": [1, 2]}, {"features": [[1, 2, 3, True]]}, {}])

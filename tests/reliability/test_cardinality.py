@@ -24,6 +24,7 @@ from otel_mlmon.instrumentation import (
     uninstrument_fastapi,
     uninstrument_flask,
 )
+from otel_mlmon.monitor import Classes
 from otel_mlmon.testing import InMemoryTelemetry
 
 DISTINCT = 100_000
@@ -71,9 +72,7 @@ def test_100k_distinct_predicted_labels_stay_within_the_class_bound(
 
 
 def test_100k_distinct_prediction_ids_never_become_series(telemetry: InMemoryTelemetry) -> None:
-    monitor = ModelMonitor(
-        "ids", max_classes=MAX_CLASSES, pending_labels=100, **telemetry.providers
-    )
+    monitor = ModelMonitor("ids", classes=Classes(limit=MAX_CLASSES), **telemetry.providers)
     for i in range(1_000):
         with monitor.predict() as p:
             p.record(i % 3)
@@ -87,8 +86,14 @@ def test_100k_distinct_prediction_ids_never_become_series(telemetry: InMemoryTel
     outcomes = {
         p.attributes[semconv.ML_LABEL_OUTCOME]: p.value
         for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+        if semconv.ML_LABEL_CLASS not in p.attributes
     }
-    assert {semconv.LABEL_MATCHED: 1_000, semconv.LABEL_UNKNOWN_ID: DISTINCT} == outcomes
+    matched = sum(
+        p.value
+        for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+        if p.attributes[semconv.ML_LABEL_OUTCOME] == semconv.LABEL_MATCHED
+    )
+    assert (1_000, DISTINCT) == (matched, outcomes[semconv.LABEL_INVALID])
     # The ids are on spans only, one attribute per span, never on a metric.
     for metric in telemetry.metrics().values():
         for point in metric.data.data_points:
@@ -108,20 +113,21 @@ def test_distinct_exception_types_stay_within_the_error_bound(
     assert 300 == sum(p.value for p in telemetry.metric_points(semconv.ML_MODEL_ERRORS))
 
 
-def test_predictions_waiting_for_labels_are_bounded(telemetry: InMemoryTelemetry) -> None:
-    monitor = ModelMonitor("pending", pending_labels=100, trace=False, **telemetry.providers)
+def test_no_prediction_waits_in_memory_for_its_label(telemetry: InMemoryTelemetry) -> None:
+    # Ids are self-contained: a label joins however many predictions came since.
+    monitor = ModelMonitor("pending", trace=False, **telemetry.providers)
     ids = []
-    for i in range(1_000):  # labels never come for most: the oldest are forgotten first
+    for i in range(1_000):
         with monitor.predict() as p:
             p.record(i % 2)
         ids.append(p.id)
     for i, prediction_id in enumerate(ids):
         monitor.record_label(prediction_id, i % 2)
-    outcomes = {
-        p.attributes[semconv.ML_LABEL_OUTCOME]: p.value
+    matched = {
+        (p.attributes[semconv.ML_PREDICTION_CLASS], p.attributes[semconv.ML_LABEL_CLASS]): p.value
         for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
     }
-    assert {semconv.LABEL_UNKNOWN_ID: 900, semconv.LABEL_MATCHED: 100} == outcomes
+    assert {("0", "0"): 500, ("1", "1"): 500} == matched
 
 
 def _http_app(telemetry: InMemoryTelemetry, monitor: ModelMonitor) -> FastAPI:

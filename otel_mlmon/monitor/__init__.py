@@ -1,0 +1,304 @@
+"""``ModelMonitor``: spans and metrics around the predictions of one model.
+
+A facade over parts with one job each: the instrument bundle (``_instruments``), the attribute
+dicts of the served version (``_attributes``), the per-call recorder behind :class:`Prediction`
+(``_recorder``), the label join (``labels``) and quality counting (``quality``). It records
+through the OpenTelemetry API only, into the global providers or the ones passed in.
+
+The recording path costs microseconds: attribute dicts are built once and reused, nothing here
+imports scipy or scikit-learn, and the heavy work runs when a metric reader collects.
+Telemetry never raises into the caller: bad inputs are counted under
+``ml.monitor.rejected_inputs``, and an unexpected error of our own is logged once and swallowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
+
+from opentelemetry import trace as trace_api
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.trace import TracerProvider
+
+from otel_mlmon import _fork, _observables, semconv
+from otel_mlmon._guard import internal_error
+from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.monitor import _keys
+from otel_mlmon.monitor._attributes import ModelAttributes, value_length_limit
+from otel_mlmon.monitor._config import (
+    TASKS,
+    Classes,
+    Drift,
+    Labels,
+    LegacyKeywords,
+    Task,
+    settings_from_legacy,
+)
+from otel_mlmon.monitor._instruments import instruments_for
+from otel_mlmon.monitor._join import LabelJoin
+from otel_mlmon.monitor._recorder import Prediction, Recorder
+from otel_mlmon.monitor._wrap import wrap_predict
+from otel_mlmon.monitor.labels import IdCodec
+from otel_mlmon.monitor.quality import QualityCounts
+from otel_mlmon.version import __version__
+
+if TYPE_CHECKING:
+    from otel_mlmon.drift.processor import DriftConfig
+
+__all__ = ["Classes", "Drift", "Labels", "ModelMonitor", "Prediction", "Task"]
+
+_events: Final = logging.getLogger("otel_mlmon.events")
+_monitors: weakref.WeakSet[ModelMonitor] = weakref.WeakSet()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ModelMonitor:
+    """Telemetry for one model: a span per prediction, ML metrics, delayed-label quality.
+
+    Args:
+        name, version, task, framework: identity. ``task`` is ``"classification"``
+            (predictions counted by class), ``"regression"`` or ``"other"`` (no quality).
+        classes: the known class values, or a :class:`Classes` (known values, bound).
+        drift: a :class:`Drift` (reference, feature names, settings) or a ``DriftConfig``.
+        labels: a :class:`Labels`: how delayed labels join (max age).
+        trace: open a span per prediction (``False`` records metrics only).
+        record_exception_messages: put a failing prediction's exception message on its span
+            (off by default: model libraries put the input into their messages).
+        tracer_provider / meter_provider: instead of the global providers.
+
+    Raises:
+        ConfigurationError: for an invalid argument, at construction.
+
+    .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``classes``, ``drift`` and ``labels`` take groups; the keywords
+       they replace are deprecated.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str = "unknown",
+        task: Task = "classification",
+        framework: str | None = None,
+        classes: Iterable[Hashable] | Classes | None = None,
+        drift: Drift | DriftConfig | None = None,
+        labels: Labels | None = None,
+        trace: bool = True,
+        record_exception_messages: bool = False,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        **deprecated: Unpack[LegacyKeywords],
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError("ModelMonitor needs a non-empty model name")
+        if task not in TASKS:
+            raise ConfigurationError(f"task must be one of {TASKS}, not {task!r}")
+        self._classes, drift_group, self._labels = settings_from_legacy(
+            classes, drift, labels, deprecated
+        )
+        self._keys = _keys.resolve(self._labels.key, self._labels.previous_keys)
+        self.name = name
+        self.task: Task = task
+        self.framework = framework
+        self._loaded_at = time.time()
+        meter = _observables.meter_for(meter_provider)
+        self._recorder = Recorder(
+            self,
+            self._attributes_of(version),
+            instruments_for(meter),
+            trace_api.get_tracer("otel_mlmon", __version__, tracer_provider),
+            traced=trace,
+            exception_messages=record_exception_messages,
+        )
+        self._join = LabelJoin(
+            lambda: self._recorder.attributes,
+            QualityCounts(self._recorder.attributes),
+            self._labels.max_age_seconds,
+            self._label_cut,
+        )
+        self._observe(meter)
+        if drift_group is not None:
+            self._recorder.drift = self._drift_processor(meter, drift_group)
+        _monitors.add(self)
+
+    @property
+    def version(self) -> str:
+        """The model version currently reported as ``ml.model.version``."""
+        return self._recorder.attributes.model.version
+
+    @property
+    def _drift(self) -> Any:
+        """The drift processor or ``None`` (for the drift package and its tests)."""
+        return self._recorder.drift
+
+    def predict(self, features: object = None) -> Prediction:
+        """Open a prediction: ``with monitor.predict(features=x) as p: p.record(y, conf)``.
+
+        ``features`` feed the drift window when drift is configured; they never become span or
+        metric attributes.
+        """
+        return Prediction(self._recorder, features)
+
+    def record_label(self, prediction_id: str, label: object) -> None:
+        """Join a delayed ground-truth ``label`` (or one per row of a batch) to a prediction.
+
+        ``prediction_id`` is :attr:`Prediction.id` (a batch's, with one label per row) or one
+        of :attr:`Prediction.ids`, from any process that shares the key. Every label is counted
+        under ``ml.model.labels`` by ``ml.label.outcome`` (``matched``, ``invalid``,
+        ``expired``, ``duplicate``), matched ones of a classifier by predicted and label class;
+        this never raises and keeps nothing for an id that does not verify.
+        """
+        try:
+            self._join.join(prediction_id, label)
+        except Exception as exc:
+            internal_error("ModelMonitor.record_label", exc)
+
+    def model_loaded(
+        self, *, framework: str | None = None, metrics: Mapping[str, float] | None = None
+    ) -> None:
+        """Mark the current version as loaded now and log a ``model_loaded`` event."""
+        if framework is not None:
+            _check_length("framework", framework)
+            self.framework = framework
+        self._loaded_at = time.time()
+        _events.info(
+            semconv.EVENT_MODEL_LOADED,
+            extra={
+                semconv.ML_MODEL_NAME: self.name,
+                semconv.ML_MODEL_VERSION: self.version,
+                semconv.ML_MODEL_FRAMEWORK: self.framework,
+                "metrics": dict(metrics or {}),
+            },
+        )
+
+    def update_model(
+        self, version: str, *, reason: str | None = None, metrics: Mapping[str, float] | None = None
+    ) -> None:
+        """Switch to a new model ``version``: new attributes, labels counted from zero (ids of
+        the old version count ``invalid``; its series stop), and a ``model_updated`` event."""
+        old = self.version
+        self._recorder.attributes = self._attributes_of(version)
+        # The replaced version's series stop: a reader reports only what is observed.
+        self._join.quality.start(self._recorder.attributes)
+        self._loaded_at = time.time()
+        if self._recorder.drift is not None:
+            self._recorder.drift.model_updated()
+        _events.info(
+            semconv.EVENT_MODEL_UPDATED,
+            extra={
+                semconv.ML_MODEL_NAME: self.name,
+                "old_version": old,
+                "new_version": version,
+                "reason": reason,
+                "metrics": dict(metrics or {}),
+            },
+        )
+
+    def set_reference(self, reference: object = None, *, predictions: object = None) -> None:
+        """Replace the drift reference (features and/or predictions), e.g. after retraining.
+
+        Raises:
+            ConfigurationError: drift is not enabled, or the reference is unusable.
+        """
+        if self._recorder.drift is None:
+            raise ConfigurationError("drift is not enabled on this monitor (no reference)")
+        self._recorder.drift.set_reference(reference, predictions)
+
+    @overload
+    def wrap(self, func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    @overload
+    def wrap(self, func: Callable[P, R]) -> Callable[P, R]: ...
+    def wrap(self, func: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a predict function ``f(features, ...) -> prediction`` (sync or async).
+
+        Each call runs inside :meth:`predict` with the first argument as the features, and its
+        return value is recorded as the prediction; a function returning ``(prediction,
+        confidence)`` records both.
+        """
+        return wrap_predict(self.predict, func)
+
+    def _label_cut(self, count: int) -> None:
+        self._recorder.reject(semconv.REJECT_VALUE_TRUNCATED, count)
+
+    def _attributes_of(self, version: str) -> ModelAttributes:
+        if not isinstance(version, str) or not version.strip():
+            raise ConfigurationError("model version must be a non-empty string")
+        for label, value in (
+            ("name", self.name),
+            ("version", version),
+            ("framework", self.framework),
+        ):
+            _check_length(label, value)
+        attributes = ModelAttributes(
+            self.name, version, self.task, self._classes.resolved_limit(), self._classes.known
+        )
+        attributes.ids = IdCodec(attributes, self._keys)
+        return attributes
+
+    def _observe(self, meter: Meter) -> None:
+        # Observable metrics are created once per provider and shared by every monitor on it.
+        observe = _observables.observe
+        observe(meter, semconv.ML_MODEL_INFO, semconv.create_ml_model_info, self,
+                ModelMonitor._observe_info)  # fmt: skip
+        observe(meter, semconv.ML_MODEL_LOAD_TIME, semconv.create_ml_model_load_time, self,
+                ModelMonitor._observe_load_time)  # fmt: skip
+        quality = self._join.quality
+        observe(meter, semconv.ML_MODEL_LABELS, semconv.create_ml_model_labels,
+                quality, QualityCounts.observe_labels)  # fmt: skip
+        if self.task == "regression":
+            observe(meter, semconv.ML_MODEL_ABSOLUTE_ERROR, semconv.create_ml_model_absolute_error,
+                    quality, QualityCounts.observe_absolute_error)  # fmt: skip
+            observe(meter, semconv.ML_MODEL_SQUARED_ERROR, semconv.create_ml_model_squared_error,
+                    quality, QualityCounts.observe_squared_error)  # fmt: skip
+
+    def _observe_info(self, options: CallbackOptions) -> Iterator[Observation]:
+        attributes = dict(self._recorder.attributes.span)
+        if self.framework:
+            attributes[semconv.ML_MODEL_FRAMEWORK] = self.framework
+        yield Observation(1, attributes)
+
+    def _observe_load_time(self, options: CallbackOptions) -> Iterator[Observation]:
+        yield Observation(self._loaded_at, self._recorder.attributes.base)
+
+    def _drift_processor(self, meter: Meter, drift: Drift) -> Any:
+        # Imported here: a service without drift does not load the drift package.
+        from otel_mlmon.drift.processor import DriftProcessor
+
+        recorder = self._recorder
+        return DriftProcessor(
+            meter,
+            attributes=lambda: recorder.attributes.base,
+            feature_names=drift.feature_names,
+            reference=drift.reference,
+            reference_predictions=drift.predictions,
+            config=drift.config,
+            predictions_categorical=self.task == "classification",
+            rejected=recorder.instruments.rejected,
+        )
+
+    def _reset_after_fork(self) -> None:
+        self._recorder.attributes.reset_after_fork()
+        self._join.quality.reset_after_fork()
+        if self._recorder.drift is not None:
+            self._recorder.drift.reset_after_fork()
+
+
+def _check_length(label: str, value: str | None) -> None:
+    limit = value_length_limit()
+    if value is not None and len(value) > limit:
+        raise ConfigurationError(
+            f"model {label} is {len(value)} characters, more than the attribute value "
+            f"length limit ({limit}, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)"
+        )
+
+
+@_fork.after_fork_in_child
+def _after_fork_in_child() -> None:
+    for monitor in list(_monitors):
+        monitor._reset_after_fork()
