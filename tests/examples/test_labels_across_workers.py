@@ -1,0 +1,158 @@
+"""Delayed labels across workers, servers and restarts (issue 18), with real gunicorn servers.
+
+The Flask example runs under its documented gunicorn command with several workers; nothing of
+otel-mlmon is configured but where its metrics go (OTLP to a receiver on loopback, since each
+worker exports its own). A label may reach any worker, or another server holding the key after
+the first has stopped: every genuine one must match, and the confusion matrix summed over the
+workers must equal the one sent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _otlp import OtlpHttpServer, sum_points
+
+from otel_mlmon import semconv
+
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+# Rows of the three iris species, so the predictions cover every class.
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 5.1, 1.6], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+N = 120
+
+pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn not installed")
+
+Start = Callable[..., subprocess.Popen[str]]
+
+
+def _serve(run_command: Start, port: int, workers: int, otlp: OtlpHttpServer, **env: str) -> Any:
+    return run_command(
+        [str(GUNICORN), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", "examples",
+         "flask_app:create_app()"],
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=f"{otlp.endpoint}/v1/metrics",
+        OTEL_EXPORTER_PROMETHEUS_PORT="0",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        **env,
+    )  # fmt: skip
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)  # every worker flushes its metrics on the way out
+    _, stderr = process.communicate(timeout=60)
+    assert 0 == process.returncode, stderr[-3000:]
+
+
+def _predict(base: str, count: int) -> list[tuple[str, int]]:
+    """(prediction id, predicted class) of ``count`` predictions, each on a new connection so
+    that gunicorn hands them to whichever worker accepts first."""
+    made = []
+    for i in range(count):
+        body = httpx.post(f"{base}/predict", json={"features": ROWS[i % 4]}, timeout=10).json()
+        made.append((body["prediction_id"], body["prediction"]))
+    return made
+
+
+def _label(base: str, prediction_id: str, label: int) -> None:
+    response = httpx.post(
+        f"{base}/feedback", json={"prediction_id": prediction_id, "label": label}, timeout=10
+    )
+    assert 202 == response.status_code, response.text
+
+
+def _labels(otlp: OtlpHttpServer) -> tuple[dict[tuple[str, str], float], Counter[str], int]:
+    """The confusion matrix and the outcomes summed over every process, and how many
+    processes reported labels."""
+    requests = otlp.receiver.requests["/v1/metrics"]
+    points = sum_points(requests, semconv.ML_MODEL_LABELS)
+    matrix: dict[tuple[str, str], float] = {}
+    outcomes: Counter[str] = Counter()
+    for attributes, value in points:
+        outcomes[attributes[semconv.ML_LABEL_OUTCOME]] += int(value)
+        if semconv.ML_LABEL_CLASS in attributes:
+            key = (attributes[semconv.ML_PREDICTION_CLASS], attributes[semconv.ML_LABEL_CLASS])
+            matrix[key] = matrix.get(key, 0) + value
+    processes = {
+        kv.value.string_value
+        for request in requests
+        for resource in request.resource_metrics
+        for kv in resource.resource.attributes
+        if kv.key == "service.instance.id"
+        and any(
+            m.name == semconv.ML_MODEL_LABELS
+            for scope in resource.scope_metrics
+            for m in scope.metrics
+        )
+    }
+    return matrix, outcomes, len(processes)
+
+
+def test_four_workers_without_configuration_match_every_label(
+    run_command: Start,
+    free_port: int,
+    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
+    otlp_http: OtlpHttpServer,
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    process = _serve(run_command, free_port, 4, otlp_http, XDG_CACHE_HOME=str(cache))
+    base = f"http://127.0.0.1:{free_port}"
+    wait_healthy(base, process)
+    predictions = _predict(base, N)
+    sent: Counter[tuple[str, str]] = Counter()
+    for i, (prediction_id, predicted) in enumerate(predictions):
+        label = (predicted + i) % 3 if i % 4 == 0 else predicted  # a quarter of them wrong
+        _label(base, prediction_id, label)
+        sent[(str(predicted), str(label))] += 1
+    _stop(process)
+
+    matrix, outcomes, processes = _labels(otlp_http)
+    assert {"matched": N} == dict(outcomes)
+    assert dict(sent) == matrix
+    assert processes > 1  # the labels were counted by several workers, and still add up
+    key_file = cache / "otel-mlmon" / "label.key"
+    assert 0o600 == stat.S_IMODE(os.stat(key_file).st_mode)
+
+
+def test_labels_posted_to_another_server_after_the_first_stopped_all_match(
+    run_command: Start,
+    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
+    otlp_http: OtlpHttpServer,
+    tmp_path: Path,
+) -> None:
+    from conftest import _free_port
+
+    key = {"OTEL_MLMON_LABEL_KEY": "replicas-share-this-secret-0123456789"}
+    port_a, port_b = _free_port(), _free_port()
+    a = _serve(run_command, port_a, 2, otlp_http, XDG_CACHE_HOME=str(tmp_path / "a"), **key)
+    wait_healthy(f"http://127.0.0.1:{port_a}", a)
+    predictions = _predict(f"http://127.0.0.1:{port_a}", 40)
+    _stop(a)
+    before = len(otlp_http.receiver.requests["/v1/metrics"])
+
+    b = _serve(run_command, port_b, 2, otlp_http, XDG_CACHE_HOME=str(tmp_path / "b"), **key)
+    base_b = f"http://127.0.0.1:{port_b}"
+    wait_healthy(base_b, b)
+    for prediction_id, predicted in predictions:
+        _label(base_b, prediction_id, predicted)
+    for prediction_id, _ in predictions:  # one character changed: a forgery
+        forged = (
+            prediction_id[:12] + ("A" if prediction_id[12] != "A" else "B") + prediction_id[13:]
+        )
+        _label(base_b, forged, 0)
+    _stop(b)
+    del otlp_http.receiver.requests["/v1/metrics"][:before]  # only B's exports
+
+    matrix, outcomes, _ = _labels(otlp_http)
+    assert {"matched": 40, "invalid": 40} == dict(outcomes)
+    assert dict(Counter((str(p), str(p)) for _, p in predictions)) == matrix
