@@ -56,7 +56,8 @@ def drift_available() -> bool:
     ``ModelMonitor(reference=...)`` argument)."""
     if importlib.util.find_spec("otel_mlmon.drift") is None:
         return False
-    return "reference" in inspect.signature(ModelMonitor.__init__).parameters
+    parameters = inspect.signature(ModelMonitor.__init__).parameters
+    return "reference" in parameters or "drift" in parameters
 
 
 DRIFT_MISSING = "skipped: otel_mlmon.drift is not in this checkout (issue 3)"

@@ -16,18 +16,17 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
 
 from opentelemetry import trace as trace_api
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_mlmon import _fork, _observables, semconv
 from otel_mlmon._guard import internal_error
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.monitor import _keys
-from otel_mlmon.monitor._attributes import ModelAttributes, value_length_limit
 from otel_mlmon.monitor._config import (
     TASKS,
     Classes,
@@ -40,8 +39,8 @@ from otel_mlmon.monitor._config import (
 from otel_mlmon.monitor._instruments import instruments_for
 from otel_mlmon.monitor._join import LabelJoin
 from otel_mlmon.monitor._recorder import Prediction, Recorder
+from otel_mlmon.monitor._served import ServedModel, check_length, drift_processor
 from otel_mlmon.monitor._wrap import wrap_predict
-from otel_mlmon.monitor.labels import IdCodec
 from otel_mlmon.monitor.quality import QualityCounts
 from otel_mlmon.version import __version__
 
@@ -102,15 +101,19 @@ class ModelMonitor:
         self._classes, drift_group, self._labels = settings_from_legacy(
             classes, drift, labels, deprecated
         )
-        self._keys = _keys.resolve(self._labels.key, self._labels.previous_keys)
+        self._model = ServedModel(
+            name,
+            task,
+            framework,
+            self._classes,
+            _keys.resolve(self._labels.key, self._labels.previous_keys),
+        )
         self.name = name
         self.task: Task = task
-        self.framework = framework
-        self._loaded_at = time.time()
         meter = _observables.meter_for(meter_provider)
-        self._recorder = Recorder(
+        self._recorder = self._model.recorder = Recorder(
             self,
-            self._attributes_of(version),
+            self._model.attributes(version),
             instruments_for(meter),
             trace_api.get_tracer("otel_mlmon", __version__, tracer_provider),
             traced=trace,
@@ -122,10 +125,15 @@ class ModelMonitor:
             self._labels.max_age_seconds,
             self._label_cut,
         )
-        self._observe(meter)
+        self._model.observe(meter, self._join.quality)
         if drift_group is not None:
-            self._recorder.drift = self._drift_processor(meter, drift_group)
+            self._recorder.drift = drift_processor(meter, self._recorder, drift_group, task)
         _monitors.add(self)
+
+    @property
+    def framework(self) -> str | None:
+        """``ml.model.framework`` on ``ml.model.info``."""
+        return self._model.framework
 
     @property
     def version(self) -> str:
@@ -164,9 +172,9 @@ class ModelMonitor:
     ) -> None:
         """Mark the current version as loaded now and log a ``model_loaded`` event."""
         if framework is not None:
-            _check_length("framework", framework)
-            self.framework = framework
-        self._loaded_at = time.time()
+            check_length("framework", framework)
+            self._model.framework = framework
+        self._model.loaded_at = time.time()
         _events.info(
             semconv.EVENT_MODEL_LOADED,
             extra={
@@ -183,10 +191,10 @@ class ModelMonitor:
         """Switch to a new model ``version``: new attributes, labels counted from zero (ids of
         the old version count ``invalid``; its series stop), and a ``model_updated`` event."""
         old = self.version
-        self._recorder.attributes = self._attributes_of(version)
+        self._recorder.attributes = self._model.attributes(version)
         # The replaced version's series stop: a reader reports only what is observed.
         self._join.quality.start(self._recorder.attributes)
-        self._loaded_at = time.time()
+        self._model.loaded_at = time.time()
         if self._recorder.drift is not None:
             self._recorder.drift.model_updated()
         _events.info(
@@ -226,76 +234,11 @@ class ModelMonitor:
     def _label_cut(self, count: int) -> None:
         self._recorder.reject(semconv.REJECT_VALUE_TRUNCATED, count)
 
-    def _attributes_of(self, version: str) -> ModelAttributes:
-        if not isinstance(version, str) or not version.strip():
-            raise ConfigurationError("model version must be a non-empty string")
-        for label, value in (
-            ("name", self.name),
-            ("version", version),
-            ("framework", self.framework),
-        ):
-            _check_length(label, value)
-        attributes = ModelAttributes(
-            self.name, version, self.task, self._classes.resolved_limit(), self._classes.known
-        )
-        attributes.ids = IdCodec(attributes, self._keys)
-        return attributes
-
-    def _observe(self, meter: Meter) -> None:
-        # Observable metrics are created once per provider and shared by every monitor on it.
-        observe = _observables.observe
-        observe(meter, semconv.ML_MODEL_INFO, semconv.create_ml_model_info, self,
-                ModelMonitor._observe_info)  # fmt: skip
-        observe(meter, semconv.ML_MODEL_LOAD_TIME, semconv.create_ml_model_load_time, self,
-                ModelMonitor._observe_load_time)  # fmt: skip
-        quality = self._join.quality
-        observe(meter, semconv.ML_MODEL_LABELS, semconv.create_ml_model_labels,
-                quality, QualityCounts.observe_labels)  # fmt: skip
-        if self.task == "regression":
-            observe(meter, semconv.ML_MODEL_ABSOLUTE_ERROR, semconv.create_ml_model_absolute_error,
-                    quality, QualityCounts.observe_absolute_error)  # fmt: skip
-            observe(meter, semconv.ML_MODEL_SQUARED_ERROR, semconv.create_ml_model_squared_error,
-                    quality, QualityCounts.observe_squared_error)  # fmt: skip
-
-    def _observe_info(self, options: CallbackOptions) -> Iterator[Observation]:
-        attributes = dict(self._recorder.attributes.span)
-        if self.framework:
-            attributes[semconv.ML_MODEL_FRAMEWORK] = self.framework
-        yield Observation(1, attributes)
-
-    def _observe_load_time(self, options: CallbackOptions) -> Iterator[Observation]:
-        yield Observation(self._loaded_at, self._recorder.attributes.base)
-
-    def _drift_processor(self, meter: Meter, drift: Drift) -> Any:
-        # Imported here: a service without drift does not load the drift package.
-        from otel_mlmon.drift.processor import DriftProcessor
-
-        recorder = self._recorder
-        return DriftProcessor(
-            meter,
-            attributes=lambda: recorder.attributes.base,
-            feature_names=drift.feature_names,
-            reference=drift.reference,
-            reference_predictions=drift.predictions,
-            config=drift.config,
-            predictions_categorical=self.task == "classification",
-            rejected=recorder.instruments.rejected,
-        )
-
     def _reset_after_fork(self) -> None:
         self._recorder.attributes.reset_after_fork()
         self._join.quality.reset_after_fork()
         if self._recorder.drift is not None:
             self._recorder.drift.reset_after_fork()
-
-
-def _check_length(label: str, value: str | None) -> None:
-    limit = value_length_limit()
-    if value is not None and len(value) > limit:
-        raise ConfigurationError(
-            f"model {label} is {len(value)} characters, more than the attribute value "
-            f"length limit ({limit}, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)"
-        )
 
 
 @_fork.after_fork_in_child
