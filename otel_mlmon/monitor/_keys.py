@@ -86,8 +86,10 @@ def resolve(key: str | bytes | None, previous: Sequence[str | bytes]) -> tuple[b
 def _candidates() -> Iterator[Path]:
     cache = _env.raw("XDG_CACHE_HOME")
     if cache is None:
-        home = Path.home() if "HOME" in os.environ or os.name != "posix" else None
-        cache = str(home / ".cache") if home is not None else None
+        try:
+            cache = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no HOME and no password entry (some containers)
+            cache = None
     if cache is not None:
         yield Path(cache) / "otel-mlmon"
     runtime = _env.raw("XDG_RUNTIME_DIR")

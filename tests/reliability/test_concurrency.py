@@ -31,10 +31,12 @@ def _by_class(telemetry: InMemoryTelemetry) -> dict[str, float]:
 
 
 def _labels(telemetry: InMemoryTelemetry) -> dict[str, float]:
-    return {
-        p.attributes[semconv.ML_LABEL_OUTCOME]: p.value
-        for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
-    }
+    # Summed: matched labels of a classifier come in one series per (predicted, true) class.
+    totals: dict[str, float] = {}
+    for p in telemetry.metric_points(semconv.ML_MODEL_LABELS):
+        outcome = p.attributes[semconv.ML_LABEL_OUTCOME]
+        totals[outcome] = totals.get(outcome, 0) + p.value
+    return totals
 
 
 def _assert_every_prediction_once_with_its_own_log(

@@ -204,7 +204,9 @@ def _log_events(monitor: ModelMonitor) -> None:
 def test_with_logging_on_features_and_labels_appear_in_no_line_or_record(
     telemetry: InMemoryTelemetry, logging_on: io.StringIO
 ) -> None:
-    monitor = ModelMonitor("privacy", **telemetry.providers)
+    # A matched label's class is a metric attribute (ml.label.class, the confusion matrix), like
+    # the predicted class: with the model's classes known, any other label is reported _OTHER.
+    monitor = ModelMonitor("privacy", classes=["approved", "denied"], **telemetry.providers)
     _use(monitor)
     _log_events(monitor)
     rendered = logging_on.getvalue()
