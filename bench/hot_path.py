@@ -31,6 +31,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind
 
 from bench import Row, best, interleaved, median, median_ratio, quick
+from bench._baseline import baseline_revision, load_baseline
 from bench._otel import DRIFT_MISSING, Providers, drift_available
 from bench._seed_prometheus import SeedMonitoring
 from otel_mlmon import ModelMonitor, semconv
@@ -105,12 +106,12 @@ class BareOTel:
 
 def _loops(
     providers: Providers, bare_providers: Providers
-) -> tuple[dict[str, Callable[[int], object]], dict[str, str], list[ModelMonitor]]:
+) -> tuple[dict[str, Callable[[int], object]], dict[str, str], list[Any]]:
     bare = BareOTel(bare_providers)
     seed = SeedMonitoring(MODEL, VERSION)
     metrics_only = ModelMonitor(MODEL, version=VERSION, trace=False, **providers.kwargs)
     traced = ModelMonitor(MODEL, version=VERSION, **providers.kwargs)
-    monitors = [metrics_only, traced]
+    monitors: list[Any] = [metrics_only, traced]
 
     def loop_bare(n: int) -> None:
         predict = bare.predict
@@ -170,6 +171,26 @@ def _loops(
         "ours_batch": loop_ours_batch,
     }
     notes = {}
+    revision = baseline_revision()
+    if revision is not None:
+        # The same two loops with the ModelMonitor of another revision, on providers of its own.
+        baseline_providers = Providers()
+        monitors.append(baseline_providers)  # kept alive with the monitors
+        old = load_baseline(revision).ModelMonitor(
+            MODEL, version=VERSION, trace=False, **baseline_providers.kwargs
+        )
+        monitors.append(old)
+        loops["today"] = monitor_loop(old, False)
+
+        def loop_today_with_id(n: int) -> None:
+            predict = old.predict
+            for i in range(n):
+                value, confidence = PAIRS[i & 1023]
+                with predict() as p:
+                    p.record(value, confidence)
+                p.id  # noqa: B018
+
+        loops["today_id"] = loop_today_with_id
     if drift_available():
         reference = np.random.default_rng(3).normal(size=(10_000, FEATURES))
         drift = Drift(reference=reference, feature_names=[f"f{i}" for i in range(FEATURES)])
@@ -200,6 +221,7 @@ def hot_path_rows() -> list[Row]:
     ratio_id = median_ratio(t["ours_id"], t["bare"])
     batch_share = median_ratio(t["ours_batch"], t["ours"])
     id_cost = median([a - b for a, b in zip(t["ours_id"], t["ours"], strict=True)]) * _US
+    today = _today_rows(t)
     rows = [
         Row(
             "Hot path",
@@ -246,6 +268,7 @@ def hot_path_rows() -> list[Row]:
             met=id_cost <= 2,
             note="median per-round difference of the two rows above",
         ),
+        *today,
         Row(
             "Hot path",
             "bare OTel SDK, metrics + span",
@@ -306,6 +329,39 @@ def hot_path_rows() -> list[Row]:
         ),
     ]
     return rows
+
+
+def _today_rows(t: dict[str, list[float]]) -> list[Row]:
+    """The same predictions through the ModelMonitor of the baseline revision, same rounds."""
+    revision = baseline_revision()
+    if revision is None or "today" not in t:
+        return []
+    return [
+        Row(
+            "Hot path",
+            f"ModelMonitor of {revision}, metrics only",
+            best(t["today"]) * _US,
+            "us/prediction",
+            median_ratio(t["today"], t["bare"]),
+            note="id never read",
+        ),
+        Row(
+            "Hot path",
+            f"this ModelMonitor / {revision}'s, id never read",
+            "-",
+            ratio=median_ratio(t["ours"], t["today"]),
+            target="<= 1.00x",
+            met=median_ratio(t["ours"], t["today"]) <= 1.0,
+            note="median of same-round ratios",
+        ),
+        Row(
+            "Hot path",
+            f"this ModelMonitor / {revision}'s, p.id read",
+            "-",
+            ratio=median_ratio(t["ours_id"], t["today_id"]),
+            note=f"{revision}: random id + pending-label entry; here: the signed id",
+        ),
+    ]
 
 
 def label_rows() -> list[Row]:

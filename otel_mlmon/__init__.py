@@ -17,7 +17,7 @@ Only the names in ``__all__`` are public; every other module and name may change
 from typing import TYPE_CHECKING
 
 from otel_mlmon.exceptions import ConfigurationError
-from otel_mlmon.monitor import ModelMonitor, Prediction
+from otel_mlmon.monitor import Classes, Drift, Labels, ModelMonitor, Prediction
 from otel_mlmon.version import __version__
 
 if TYPE_CHECKING:
@@ -27,8 +27,11 @@ if TYPE_CHECKING:
     from otel_mlmon.sdk import Telemetry, configure, default_views
 
 __all__ = [
+    "Classes",
     "ConfigurationError",
+    "Drift",
     "DriftConfig",
+    "Labels",
     "ModelMonitor",
     "Prediction",
     "Telemetry",

@@ -359,7 +359,7 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
     AttributeSpec(ML_MODEL_VERSION, "set by the user", "Model version given to ModelMonitor."),
     AttributeSpec(ML_MODEL_TASK, "`classification`, `regression`, `other`", "Kind of model."),
     AttributeSpec(ML_MODEL_FRAMEWORK, "set by the user", "Library the model comes from."),
-    AttributeSpec(ML_PREDICTION_ID, "signed id, base64url, 24-40 characters (spans only)",
+    AttributeSpec(ML_PREDICTION_ID, "signed id, base64url, 28-40 characters (spans only)",
                   "Joins a delayed label to its prediction; never a metric attribute."),
     AttributeSpec(ML_PREDICTION_CLASS, "bounded set, overflow `_OTHER`",
                   "Predicted class (classification)."),

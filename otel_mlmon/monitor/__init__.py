@@ -120,7 +120,7 @@ class ModelMonitor:
             exception_messages=record_exception_messages,
         )
         self._join = LabelJoin(
-            lambda: self._recorder.attributes,
+            self._recorder,
             QualityCounts(self._recorder.attributes),
             self._labels.max_age_seconds,
             self._label_cut,

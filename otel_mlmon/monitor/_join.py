@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from otel_mlmon import semconv
 from otel_mlmon.monitor._attributes import ModelAttributes, invalid_class, scalar
@@ -19,59 +19,90 @@ from otel_mlmon.monitor.labels import BATCH, Decoded, label_rows, regression_val
 from otel_mlmon.monitor.quality import QualityCounts
 
 _time: Final = time.time
+_FAST: Final = frozenset({int, str})
+_CLASS: Final = semconv.ML_PREDICTION_CLASS
+
+
+class Serving(Protocol):
+    """Where the served version's attributes are read (the recorder)."""
+
+    attributes: ModelAttributes
 
 
 class LabelJoin:
     """Joins labels for the version being served (read from ``current()`` on every label)."""
 
-    __slots__ = ("_current", "_cut", "_max_age", "quality")
+    __slots__ = ("_cut", "_max_age", "_served", "quality")
 
     def __init__(
         self,
-        current: Callable[[], ModelAttributes],
+        served: Serving,
         quality: QualityCounts,
         max_age: float,
         cut: Callable[[int], None],
     ) -> None:
-        self._current = current
+        self._served = served
         self.quality = quality
         self._max_age = max_age
         self._cut = cut
 
     def join(self, prediction_id: object, label: object) -> None:
         """Count ``label`` under the outcome of joining it to ``prediction_id``."""
-        attributes = self._current()
+        attributes = self._served.attributes
         codec = attributes.ids
         decoded = codec.decode(prediction_id) if codec is not None else None
         quality = self.quality
-        if decoded is None or not decoded.outputs:
+        if decoded is None or not decoded[1]:
             quality.outcome(semconv.LABEL_INVALID)
             return
-        if _time() - decoded.time > self._max_age:
+        kind, outputs, when, mac = decoded
+        if _time() - when > self._max_age:
             quality.outcome(semconv.LABEL_EXPIRED)
             return
+        if not kind & BATCH and attributes.classification:
+            # The common case: both classes already in the table, one lookup each.
+            classes = attributes.classes
+            predicted = classes.get(outputs[0]) if type(outputs[0]) in _FAST else None
+            actual = classes.get(label) if type(label) in _FAST else None
+            if predicted is not None and actual is not None:
+                quality.pair(mac, predicted[_CLASS], actual[_CLASS])
+                return
         # A batch's id takes one label per row.
-        labels = label_rows(label, len(decoded.outputs)) if decoded.kind & BATCH else [label]
+        labels = label_rows(label, len(outputs)) if kind & BATCH else [label]
         if labels is None or not self._count(attributes, decoded, labels):
             quality.outcome(semconv.LABEL_INVALID)
 
+    def _single_class(self, attributes: ModelAttributes, decoded: Decoded, label: object) -> bool:
+        """The common case, one prediction of a classifier, without the batch machinery."""
+        actual = _class_text(attributes, label)
+        if actual is None:
+            return False
+        if actual[1]:
+            self._cut(1)
+        predicted = _class_text(attributes, decoded[1][0])
+        pair = (predicted[0] if predicted else semconv.OVERFLOW_CLASS, actual[0])
+        self.quality.pair(decoded[3], *pair)
+        return True
+
     def _count(self, attributes: ModelAttributes, decoded: Decoded, labels: list[object]) -> bool:
         """Count the matched rows; ``False`` (nothing counted) when a label is unusable."""
+        if attributes.classification and len(labels) == 1:
+            return self._single_class(attributes, decoded, labels[0])
         if attributes.regression:
             errors = []
-            for output, raw in zip(decoded.outputs, labels, strict=True):
+            for output, raw in zip(decoded[1], labels, strict=True):
                 value = regression_value(raw)
                 if value is None:
                     return False
                 errors.append(output - value)  # type: ignore[operator]
-            self.quality.errors(decoded.mac, errors)
+            self.quality.errors(decoded[3], errors)
             return True
         if not attributes.classification:
-            self.quality.matched(decoded.mac, len(labels))
+            self.quality.matched(decoded[3], len(labels))
             return True
         pairs = []
         cut = 0
-        for output, raw in zip(decoded.outputs, labels, strict=True):
+        for output, raw in zip(decoded[1], labels, strict=True):
             actual = _class_text(attributes, raw)
             if actual is None:
                 return False
@@ -80,7 +111,7 @@ class LabelJoin:
             pairs.append((predicted[0] if predicted else semconv.OVERFLOW_CLASS, actual[0]))
         if cut:
             self._cut(cut)
-        self.quality.classes(decoded.mac, pairs)
+        self.quality.classes(decoded[3], pairs)
         return True
 
 
@@ -88,6 +119,10 @@ def _class_text(attributes: ModelAttributes, value: object) -> tuple[str, bool] 
     """``ml.prediction.class`` / ``ml.label.class`` text of ``value`` through the version's
     bounded class table, and whether it was cut; ``None`` for no class (None, NaN, a value
     that is not hashable)."""
+    if type(value) in _FAST:  # a class already in the table: one lookup
+        found = attributes.classes.get(value)
+        if found is not None:
+            return found[semconv.ML_PREDICTION_CLASS], False
     value = scalar(value)
     if invalid_class(value):
         return None

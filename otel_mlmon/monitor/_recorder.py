@@ -103,7 +103,6 @@ class Prediction:
 
     __slots__ = (
         "_attributes",
-        "_batch",
         "_context_token",
         "_features",
         "_id",
@@ -116,16 +115,18 @@ class Prediction:
         "_span",
         "_start",
     )
+    # Set when the rows' ids are first read.
+    _ids: list[str]
 
     def __init__(self, recorder: Recorder, features: object) -> None:
         self._recorder = recorder
         self._features = features
         self._attributes = recorder.attributes
-        self._recorded = self._batch = False
+        self._recorded = False
         self._id: str | None = None
-        self._ids: list[str] | None = None
-        # What the id will carry: the bounded class, the regression value, the rows of a
-        # batch; None when nothing usable was recorded (a label for it counts invalid).
+        # (_ids, the rows' ids, is set when first read: nothing to pay for on the hot path.)
+        # What the id will carry: the bounded class, the regression value, a list for the rows
+        # of a batch; None when nothing usable was recorded (a label for it counts invalid).
         self._output: Any = None
         self._scope: RequestScope | None = None
 
@@ -136,13 +137,13 @@ class Prediction:
 
         Made on first read and the same on every later read. It carries the recorded output,
         so read it after :meth:`record`: read before, it names no output and a label for it
-        counts ``invalid``. URL-safe; 24 to 40 characters for one prediction.
+        counts ``invalid``. URL-safe; 28 to 40 characters for one prediction.
         """
         prediction_id = self._id
         if prediction_id is None:
             codec = self._attributes.ids
             assert codec is not None  # set by the monitor with the attributes
-            if self._batch:
+            if type(self._output) is list:  # a batch's rows
                 prediction_id = codec.batch(self._output, _time())
             else:
                 prediction_id = codec.single(self._output, _time())
@@ -153,14 +154,16 @@ class Prediction:
     def ids(self) -> list[str]:
         """One id per row of a batch, each labelled on its own like a single prediction's
         (``[p.id]`` for a single prediction). Made on first read, the same on every later one."""
-        if not self._batch:
+        if type(self._output) is not list:
             return [self.id]
-        if self._ids is None:
+        try:
+            ids = self._ids
+        except AttributeError:
             codec = self._attributes.ids
             assert codec is not None
             when = _time()
-            self._ids = [codec.single(output, when) for output in self._output or ()]
-        return list(self._ids)
+            ids = self._ids = [codec.single(output, when) for output in self._output]
+        return list(ids)
 
     def __enter__(self) -> Prediction:
         recorder = self._recorder
@@ -206,7 +209,6 @@ class Prediction:
             if type(prediction) in _PLAIN or not _is_batch(prediction):
                 self._record_one(prediction, confidence)
             else:
-                self._batch = True
                 self._record_batch(prediction, confidence)  # type: ignore[arg-type]
             if self._span is not None or self._scope is not None:
                 self._describe_id()

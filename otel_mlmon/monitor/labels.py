@@ -4,13 +4,18 @@ An id is self-contained: any process holding the key verifies it and joins a lab
 no state shared between processes and nothing waiting in memory. Bytes, then base64url without
 padding::
 
-    byte 0       format (high 4 bits, 1) and kind (low 4 bits: what the payload holds)
+    byte 0       zero bytes padded (bits 7-6), format (bits 5-4: 1), kind (bits 3-0: what the
+                 payload holds)
     bytes 1-3    fingerprint of the model name and version (BLAKE2b, 3 bytes)
     bytes 4-7    time of the prediction, whole seconds since the Unix epoch (big-endian)
     bytes 8-11   32 random bits, so two predictions of one class in one second differ
     payload      the recorded output: a known class's index, an integer class, a class's text,
-                 a regression value (float64), or for a batch one of those per row
+                 a regression value (float64), or for a batch one of those per row; then 0-2
+                 zero bytes so that the whole is a multiple of 3 bytes
     last 8       MAC: keyed BLAKE2b-64 over all of the above, with the version's key
+
+A multiple of 3 bytes encodes without ``=`` padding and without spare bits, so each id has
+exactly one spelling and decoding needs no second check.
 
 The version's key is derived from the secret (see ``_keys``), the model name, version, task and
 known classes, so an id of another model, version or configuration never verifies. One
@@ -29,7 +34,7 @@ import math
 import random
 import struct
 from collections.abc import Hashable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 import numpy as np
 
@@ -43,46 +48,57 @@ _MAC: Final = 8
 #: Longest batch payload an id carries; a larger batch gets per-row ids only (``p.ids``).
 MAX_BATCH_PAYLOAD: Final = 3000
 #: Longest id accepted: longer input is invalid before it is decoded.
-MAX_ID_LENGTH: Final = ((_HEADER + MAX_BATCH_PAYLOAD + 2 + _MAC) * 4 + 2) // 3
+MAX_ID_LENGTH: Final = (_HEADER + MAX_BATCH_PAYLOAD + 2 + _MAC) * 4 // 3
 _INT_BOUND: Final = 1 << 63
-_TO_STANDARD: Final = str.maketrans("-_", "+/")
+# "+" and "/" are not in the URL-safe alphabet: mapped to a byte base64 rejects.
+_TO_STANDARD: Final = bytes.maketrans(b"-_+/", b"+/!!")
 _TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+_TIME_AND_NONCE: Final = struct.Struct(">II").pack
+_ZEROS: Final = (b"", b"\0", b"\0\0")
+# Outputs whose id parts are cached (bool apart: True == 1 would share 1's parts).
+_CACHEABLE: Final = frozenset({int, str, float})
+_CACHED: Final = 1024
 # The random module reseeds in a forked child: a child never repeats its parent's bits.
 _getrandbits: Final = random.getrandbits
 _b2a: Final = binascii.b2a_base64
+_equal: Final = hmac.compare_digest
 _a2b: Final = binascii.a2b_base64
 
 
 def encode_text(raw: bytes) -> str:
-    """base64url without padding."""
-    return _b2a(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+    """base64url of ``raw`` (a multiple of 3 bytes: no padding)."""
+    return _b2a(raw, newline=False).translate(_TO_URLSAFE).decode("ascii")
 
 
 def decode_text(text: object) -> bytes | None:
-    """The bytes of a canonical base64url text, else ``None`` (never raises)."""
-    if type(text) is not str or len(text) > MAX_ID_LENGTH or not text.isascii():
+    """The bytes of a base64url text of whole 4-character groups, else ``None``; never raises.
+    Such a text has one spelling per byte string (no padding, no spare bits)."""
+    if type(text) is not str or len(text) > MAX_ID_LENGTH or len(text) & 3:
         return None
     try:
-        raw = _a2b(text.translate(_TO_STANDARD) + "=" * (-len(text) % 4), strict_mode=True)
-    except (binascii.Error, ValueError):
+        return _a2b(text.encode("ascii").translate(_TO_STANDARD), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
         return None
-    # One spelling per id: no second text (other padding bits, other alphabet) verifies.
-    return raw if encode_text(raw) == text else None
 
 
-class Decoded(NamedTuple):
-    """A verified id: its kind, the recorded output(s), when, and its MAC (for de-duplication)."""
-
-    kind: int
-    outputs: list[object]
-    time: int
-    mac: bytes
+#: A verified id: (kind, the recorded output(s), when, its MAC). A plain tuple: a NamedTuple
+#: costs a Python-level constructor on every label.
+Decoded = tuple[int, list[object], int, bytes]
 
 
 class IdCodec:
     """Makes and verifies the ids of one model version."""
 
-    __slots__ = ("_fingerprint", "_known", "_macs", "_task", "_width")
+    __slots__ = (
+        "_fingerprint",
+        "_heads",
+        "_known",
+        "_mac",
+        "_macs",
+        "_parts",
+        "_task",
+        "_width",
+    )
 
     def __init__(self, attributes: ModelAttributes, keys: Sequence[bytes]) -> None:
         name, version = attributes.model
@@ -101,25 +117,40 @@ class IdCodec:
             )
             for key in keys
         ]
+        self._mac = self._macs[0]
+        # byte 0 and the fingerprint, by (zero bytes padded, kind): built once.
+        self._heads = [
+            [bytes(((pad << 6) | (FORMAT << 4) | kind,)) + self._fingerprint for kind in range(16)]
+            for pad in range(3)
+        ]
+        # What comes before and after the time and nonce, by class: a classifier's ids differ
+        # only there. At most _CACHED classes (the class table bounds them anyway).
+        self._parts: dict[object, tuple[bytes, bytes]] = {}
 
-    def _seal(self, kind: int, payload: bytes, when: float) -> str:
-        body = b"".join(
-            (
-                bytes(((FORMAT << 4) | kind,)),
-                self._fingerprint,
-                (int(when) & 0xFFFFFFFF).to_bytes(4, "big"),
-                _getrandbits(32).to_bytes(4, "big"),
-                payload,
-            )
-        )
-        mac = self._macs[0].copy()
+    def _split(self, kind: int, payload: bytes) -> tuple[bytes, bytes]:
+        """(byte 0 and fingerprint, payload and zero bytes) of an id."""
+        pad = -(len(payload) + _HEADER + _MAC) % 3
+        return self._heads[pad][kind], payload + _ZEROS[pad]
+
+    def _seal(self, head: bytes, tail: bytes, when: float) -> str:
+        body = head + _TIME_AND_NONCE(int(when) & 0xFFFFFFFF, _getrandbits(32)) + tail
+        mac = self._mac.copy()
         mac.update(body)
-        return encode_text(body + mac.digest())
+        return _b2a(body + mac.digest(), newline=False).translate(_TO_URLSAFE).decode("ascii")
 
     def single(self, output: object, when: float) -> str:
         """The id of one prediction whose recorded output is ``output`` (``None``: none)."""
-        kind, payload = self._payload(output)
-        return self._seal(kind, payload, when)
+        # The hot case (a class seen before) inline: one lookup, one MAC, one encoding.
+        parts = self._parts.get(output) if type(output) in _CACHEABLE else None
+        if parts is None:
+            parts = self._split(*self._payload(output))
+            cacheable = self._task == "classification" and type(output) in _CACHEABLE
+            if cacheable and len(self._parts) < _CACHED:
+                self._parts[output] = parts
+        body = parts[0] + _TIME_AND_NONCE(int(when) & 0xFFFFFFFF, _getrandbits(32)) + parts[1]
+        mac = self._mac.copy()
+        mac.update(body)
+        return _b2a(body + mac.digest(), newline=False).translate(_TO_URLSAFE).decode("ascii")
 
     def _payload(self, output: object) -> tuple[int, bytes]:
         if output is None:
@@ -137,12 +168,12 @@ class IdCodec:
 
     def batch(self, outputs: list[object] | None, when: float) -> str:
         """The id of a batch whose recorded outputs are ``outputs`` (``None``: none)."""
-        if outputs is None:
-            return self._seal(BATCH | NONE, b"", when)
-        kind, payload = self._batch_payload(outputs)
-        if len(payload) > MAX_BATCH_PAYLOAD:
-            return self._seal(BATCH | NONE, b"", when)
-        return self._seal(BATCH | kind, payload, when)
+        kind, payload = NONE, b""
+        if outputs is not None:
+            kind, payload = self._batch_payload(outputs)
+            if len(payload) > MAX_BATCH_PAYLOAD:
+                kind, payload = NONE, b""
+        return self._seal(*self._split(BATCH | kind, payload), when)
 
     def _batch_payload(self, outputs: list[object]) -> tuple[int, bytes]:
         if self._task == "regression":
@@ -163,22 +194,34 @@ class IdCodec:
     def decode(self, prediction_id: object) -> Decoded | None:
         """The content of a genuine id of this version, else ``None``; never raises."""
         raw = decode_text(prediction_id)
-        if raw is None or len(raw) < _HEADER + _MAC or raw[0] >> 4 != FORMAT:
+        if raw is None or len(raw) < _HEADER + _MAC or raw[1:4] != self._fingerprint:
             return None
-        if raw[1:4] != self._fingerprint:
+        first = raw[0]
+        if (first >> 4) & 3 != FORMAT:
             return None
         body, mac = raw[:-_MAC], raw[-_MAC:]
-        for key in self._macs:
-            expected = key.copy()
-            expected.update(body)
-            if hmac.compare_digest(expected.digest(), mac):
-                break
-        else:
+        expected = self._mac.copy()
+        expected.update(body)
+        if not _equal(expected.digest(), mac) and not self._previous(body, mac):
             return None
-        outputs = self._outputs(raw[0] & 0x0F, body[_HEADER:])
+        kind = first & 0x0F
+        payload = body[_HEADER : len(body) - (first >> 6)]
+        if kind == INT and self._known is None and self._task == "classification":
+            outputs: list[object] | None = [int.from_bytes(payload, "big", signed=True)]
+        else:
+            outputs = self._outputs(kind, payload)
         if outputs is None:
             return None
-        return Decoded(raw[0] & 0x0F, outputs, int.from_bytes(raw[4:8], "big"), mac)
+        return kind, outputs, _uint(raw[4:8]), mac
+
+    def _previous(self, body: bytes, mac: bytes) -> bool:
+        """Whether a previous key (a rotation) signed ``body``."""
+        for key in self._macs[1:]:
+            expected = key.copy()
+            expected.update(body)
+            if _equal(expected.digest(), mac):
+                return True
+        return False
 
     def _outputs(self, kind: int, payload: bytes) -> list[object] | None:
         """The recorded outputs in ``payload``, or ``None`` for a kind this version never

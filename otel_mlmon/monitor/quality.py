@@ -67,6 +67,13 @@ class QualityCounts:
         self._outcomes[semconv.LABEL_MATCHED] = self._outcomes.get(semconv.LABEL_MATCHED, 0) + 1
         return True
 
+    def pair(self, mac: bytes, predicted: str, actual: str) -> None:
+        """One matched label of a classifier: its predicted and its true class text."""
+        key = (predicted, actual)
+        with self._lock:
+            if self._first(mac):
+                self._matrix[key] = self._matrix.get(key, 0) + 1
+
     def classes(self, mac: bytes, pairs: Sequence[tuple[str, str]]) -> None:
         """Matched labels of a classifier: (predicted class, label class) text pairs."""
         with self._lock:
