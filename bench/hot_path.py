@@ -24,6 +24,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from opentelemetry import context as otel_context

@@ -166,10 +166,6 @@ def test_unit_one_is_only_for_true_ratios() -> None:
     # dimensionless but no ratio: backends name unit-1 gauges "..._ratio".
     ratios = {
         semconv.ML_MODEL_PREDICTION_CONFIDENCE,
-        semconv.ML_MODEL_ACCURACY,
-        semconv.ML_MODEL_PRECISION,
-        semconv.ML_MODEL_RECALL,
-        semconv.ML_MODEL_F1_SCORE,
         semconv.HW_GPU_UTILIZATION,
     }
     assert ratios == {spec.name for spec in semconv.METRICS if spec.unit == "1"}

@@ -214,13 +214,15 @@ SCRAPE_LABELS: Final = frozenset({"job", "instance", "le"})
 
 _METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process|http)_[a-z0-9_]+)\b")
 _SELECTOR: Final = re.compile(r"\{([^{}]*)\}")
+_STRING: Final = re.compile(r'"[^"]*"')
 _GROUPING: Final = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)")
 _MATCHER_LABEL: Final = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 
 
 def metric_names(expr: str) -> set[str]:
-    """The series names (``ml_*``, ``hw_*``, ``process_*``, ``http_*``) an expression reads."""
-    bare = _GROUPING.sub("", _SELECTOR.sub("", expr))
+    """The series names (``ml_*``, ``hw_*``, ``process_*``, ``http_*``) an expression reads
+    (string arguments, such as label_replace's label names, are not series)."""
+    bare = _GROUPING.sub("", _SELECTOR.sub("", _STRING.sub('""', expr)))
     return {match.group(1) for match in _METRIC_TOKEN.finditer(bare)}
 
 

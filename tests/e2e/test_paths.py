@@ -36,7 +36,11 @@ NO_DATA_YET: dict[str, str] = {
     if semconv.HW_ID in spec.attributes  # the GPU metrics
 }
 #: What this traffic does not record: regression quality and the class bound's overflows.
-NOT_RECORDED = {semconv.ML_MODEL_MAE, semconv.ML_MODEL_RMSE, semconv.ML_MODEL_CLASS_OVERFLOWS}
+NOT_RECORDED = {
+    semconv.ML_MODEL_ABSOLUTE_ERROR,
+    semconv.ML_MODEL_SQUARED_ERROR,
+    semconv.ML_MODEL_CLASS_OVERFLOWS,
+}
 
 
 def _families(path: MetricsPath) -> dict[str, set[str]]:
