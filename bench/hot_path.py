@@ -142,14 +142,17 @@ def _loops(
 
         return loop
 
-    def loop_ours_with_id(n: int) -> None:
+    def id_loop(monitor: Any) -> Callable[[int], None]:
         # A service that returns the prediction id, so that a label can be joined later.
-        predict = metrics_only.predict
-        for i in range(n):
-            value, confidence = PAIRS[i & 1023]
-            with predict() as p:
-                p.record(value, confidence)
-            p.id  # noqa: B018
+        def loop(n: int) -> None:
+            predict = monitor.predict
+            for i in range(n):
+                value, confidence = PAIRS[i & 1023]
+                with predict() as p:
+                    p.record(value, confidence)
+                p.id  # noqa: B018
+
+        return loop
 
     def loop_bare_batch(n: int) -> None:
         for _ in range(n // BATCH):
@@ -165,7 +168,7 @@ def _loops(
         "bare": loop_bare,
         "seed": loop_seed,
         "ours": monitor_loop(metrics_only, False),
-        "ours_id": loop_ours_with_id,
+        "ours_id": id_loop(metrics_only),
         "bare_span": loop_bare_span,
         "ours_span": monitor_loop(traced, False),
         "bare_batch": loop_bare_batch,
@@ -182,16 +185,7 @@ def _loops(
         )
         monitors.append(old)
         loops["today"] = monitor_loop(old, False)
-
-        def loop_today_with_id(n: int) -> None:
-            predict = old.predict
-            for i in range(n):
-                value, confidence = PAIRS[i & 1023]
-                with predict() as p:
-                    p.record(value, confidence)
-                p.id  # noqa: B018
-
-        loops["today_id"] = loop_today_with_id
+        loops["today_id"] = id_loop(old)
     if drift_available():
         reference = np.random.default_rng(3).normal(size=(10_000, FEATURES))
         drift = Drift(reference=reference, feature_names=[f"f{i}" for i in range(FEATURES)])

@@ -32,14 +32,6 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def _outcomes(telemetry: InMemoryTelemetry) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for point in telemetry.metric_points(semconv.ML_MODEL_LABELS):
-        outcome = point.attributes[semconv.ML_LABEL_OUTCOME]
-        totals[outcome] = totals.get(outcome, 0) + point.value
-    return totals
-
-
 def _predict(monitor: ModelMonitor, value: object) -> str:
     with monitor.predict() as p:
         p.record(value)
@@ -79,7 +71,9 @@ def test_every_changed_character_makes_the_id_invalid(telemetry: InMemoryTelemet
     }
     for prediction_id in tampered:
         monitor.record_label(prediction_id, "setosa")
-    assert {"invalid": len(tampered)} == _outcomes(telemetry)
+    assert {"invalid": len(tampered)} == telemetry.values_by(
+        semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
 
 
 HOSTILE: list[Any] = [
@@ -114,7 +108,9 @@ def test_hostile_ids_count_invalid_never_raise_and_keep_nothing(
     finally:
         tracemalloc.stop()
     assert grown < 16 * 1024, grown
-    assert {"invalid": 201 * len(ids)} == _outcomes(telemetry)
+    assert {"invalid": 201 * len(ids)} == telemetry.values_by(
+        semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
 
 
 def test_an_id_signed_with_another_key_is_invalid(telemetry: InMemoryTelemetry) -> None:
@@ -124,7 +120,7 @@ def test_an_id_signed_with_another_key_is_invalid(telemetry: InMemoryTelemetry) 
     )
     ours.record_label(_predict(theirs, 1), 1)
     ours.record_label(_predict(ModelMonitor("wine", labels=Labels(key=KEY)), 1), 1)
-    assert {"invalid": 2} == _outcomes(telemetry)
+    assert {"invalid": 2} == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
 
 
 def test_after_a_rotation_the_previous_key_still_verifies(telemetry: InMemoryTelemetry) -> None:
@@ -138,7 +134,7 @@ def test_after_a_rotation_the_previous_key_still_verifies(telemetry: InMemoryTel
     )
     after.record_label(old_id, 1)
     after.record_label(_predict(after, 0), 0)
-    assert {"matched": 2} == _outcomes(telemetry)
+    assert {"matched": 2} == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
 
 
 def test_the_previous_key_comes_from_the_environment(
@@ -148,7 +144,7 @@ def test_the_previous_key_comes_from_the_environment(
     monkeypatch.setenv("OTEL_MLMON_LABEL_KEY", "n" * 32)
     monkeypatch.setenv("OTEL_MLMON_LABEL_KEY_PREVIOUS", KEY)
     ModelMonitor("iris", trace=False, **telemetry.providers).record_label(old_id, 1)
-    assert {"matched": 1} == _outcomes(telemetry)
+    assert {"matched": 1} == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
 
 
 @pytest.mark.parametrize("where", ["keyword", "environment"])
@@ -237,4 +233,4 @@ def test_a_label_for_a_batch_id_needs_one_label_per_row(telemetry: InMemoryTelem
         if x.attributes[semconv.ML_LABEL_OUTCOME] == "matched"
     }
     assert {("0", "0"): 1, ("1", "2"): 1, ("2", "2"): 1, ("_OTHER", "1"): 1} == matched
-    assert 2 == _outcomes(telemetry)["invalid"]
+    assert 2 == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)["invalid"]

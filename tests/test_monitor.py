@@ -260,14 +260,6 @@ def _matrix(telemetry: InMemoryTelemetry) -> dict[tuple[str, str], float]:
     }
 
 
-def _outcomes(telemetry: InMemoryTelemetry) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for point in telemetry.metric_points(semconv.ML_MODEL_LABELS):
-        outcome = point.attributes[semconv.ML_LABEL_OUTCOME]
-        totals[outcome] = totals.get(outcome, 0) + point.value
-    return totals
-
-
 def test_matched_labels_are_the_confusion_matrix_scikit_learn_computes(
     telemetry: InMemoryTelemetry,
 ) -> None:
@@ -286,7 +278,9 @@ def test_matched_labels_are_the_confusion_matrix_scikit_learn_computes(
     assert {
         (str(p), str(t)): int(expected[t, p]) for t in range(4) for p in range(4) if expected[t, p]
     } == _matrix(telemetry)
-    assert {"matched": 300} == _outcomes(telemetry)
+    assert {"matched": 300} == telemetry.values_by(
+        semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
 
 
 def test_batch_labels_join_row_by_row(telemetry: InMemoryTelemetry) -> None:
@@ -320,7 +314,7 @@ def test_regression_counts_the_sums_mae_and_rmse_follow_from(telemetry: InMemory
     (absolute,) = metrics[semconv.ML_MODEL_ABSOLUTE_ERROR].data.data_points
     (squared,) = metrics[semconv.ML_MODEL_SQUARED_ERROR].data.data_points
     assert (4.0, 10.0) == (absolute.value, squared.value)
-    assert {"matched": 3} == _outcomes(telemetry)
+    assert {"matched": 3} == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
     assert 4 / 3 == absolute.value / 3  # MAE
     assert (10 / 3) ** 0.5 == (squared.value / 3) ** 0.5  # RMSE
     assert semconv.ML_MODEL_ABSOLUTE_ERROR not in {
@@ -346,7 +340,9 @@ def test_expired_invalid_and_replayed_labels_are_counted_not_raised(
     monkeypatch.setattr("otel_mlmon.monitor._join._time", lambda: real_time() + 61)
     monitor.record_label(late.id, 2)
 
-    assert {"matched": 1, "duplicate": 1, "invalid": 4, "expired": 1} == _outcomes(telemetry)
+    assert {"matched": 1, "duplicate": 1, "invalid": 4, "expired": 1} == telemetry.values_by(
+        semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
 
 
 def test_model_info_and_update_switch_attributes_and_log_events(
@@ -528,7 +524,9 @@ def test_an_id_read_before_record_names_no_output_and_its_label_counts_invalid(
     monitor.record_label(early_id, 1)
     monitor.record_label(late.id, 0)
 
-    assert {"matched": 1, "invalid": 1} == _outcomes(telemetry)
+    assert {"matched": 1, "invalid": 1} == telemetry.values_by(
+        semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
     assert {("2", "0"): 1} == _matrix(telemetry)
 
 

@@ -32,11 +32,7 @@ def _by_class(telemetry: InMemoryTelemetry) -> dict[str, float]:
 
 def _labels(telemetry: InMemoryTelemetry) -> dict[str, float]:
     # Summed: matched labels of a classifier come in one series per (predicted, true) class.
-    totals: dict[str, float] = {}
-    for p in telemetry.metric_points(semconv.ML_MODEL_LABELS):
-        outcome = p.attributes[semconv.ML_LABEL_OUTCOME]
-        totals[outcome] = totals.get(outcome, 0) + p.value
-    return totals
+    return telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
 
 
 def _assert_every_prediction_once_with_its_own_log(
