@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +36,43 @@ pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn not inst
 Start = Callable[..., subprocess.Popen[str]]
 
 
-def _serve(run_command: Start, port: int, workers: int, otlp: OtlpHttpServer, **env: str) -> Any:
-    return run_command(
+class _Drained:
+    """Reads a server's stdout and stderr as they come: every request logs a line, and a
+    full pipe would block the worker that writes it."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.stderr: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read, args=(stream, sink), daemon=True)
+            for stream, sink in ((process.stdout, []), (process.stderr, self.stderr))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _read(stream: Any, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+
+    def stop(self) -> None:
+        """SIGTERM (every worker flushes its metrics on the way out) and wait for the exit."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=120)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        assert 0 == self.process.returncode, "".join(self.stderr)[-3000:]
+
+    def fail(self, message: str) -> AssertionError:
+        self.process.kill()
+        self.process.wait(timeout=30)
+        return AssertionError(f"{message}: {''.join(self.stderr)[-4000:]}")
+
+
+def _serve(
+    run_command: Start, port: int, workers: int, otlp: OtlpHttpServer, **env: str
+) -> _Drained:
+    return _Drained(run_command(
         [str(GUNICORN), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", "examples",
          "flask_app:create_app()"],
         OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=f"{otlp.endpoint}/v1/metrics",
@@ -44,28 +80,25 @@ def _serve(run_command: Start, port: int, workers: int, otlp: OtlpHttpServer, **
         OTEL_TRACES_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",
         **env,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGTERM)  # every worker flushes its metrics on the way out
-    _, stderr = process.communicate(timeout=60)
-    assert 0 == process.returncode, stderr[-3000:]
-
-
-def _predict(base: str, count: int) -> list[tuple[str, int]]:
+def _predict(base: str, count: int, server: _Drained) -> list[tuple[str, int]]:
     """(prediction id, predicted class) of ``count`` predictions, each on a new connection so
     that gunicorn hands them to whichever worker accepts first."""
     made = []
     for i in range(count):
-        body = httpx.post(f"{base}/predict", json={"features": ROWS[i % 4]}, timeout=10).json()
+        response = httpx.post(f"{base}/predict", json={"features": ROWS[i % 4]}, timeout=120)
+        if response.status_code != 200:
+            raise server.fail(str(response.status_code))
+        body = response.json()
         made.append((body["prediction_id"], body["prediction"]))
     return made
 
 
 def _label(base: str, prediction_id: str, label: int) -> None:
     response = httpx.post(
-        f"{base}/feedback", json={"prediction_id": prediction_id, "label": label}, timeout=10
+        f"{base}/feedback", json={"prediction_id": prediction_id, "label": label}, timeout=120
     )
     assert 202 == response.status_code, response.text
 
@@ -107,14 +140,14 @@ def test_four_workers_without_configuration_match_every_label(
     cache = tmp_path / "cache"
     process = _serve(run_command, free_port, 4, otlp_http, XDG_CACHE_HOME=str(cache))
     base = f"http://127.0.0.1:{free_port}"
-    wait_healthy(base, process)
-    predictions = _predict(base, N)
+    wait_healthy(base, process.process)
+    predictions = _predict(base, N, process)
     sent: Counter[tuple[str, str]] = Counter()
     for i, (prediction_id, predicted) in enumerate(predictions):
         label = (predicted + i) % 3 if i % 4 == 0 else predicted  # a quarter of them wrong
         _label(base, prediction_id, label)
         sent[(str(predicted), str(label))] += 1
-    _stop(process)
+    process.stop()
 
     matrix, outcomes, processes = _labels(otlp_http)
     assert {"matched": N} == dict(outcomes)
@@ -126,23 +159,24 @@ def test_four_workers_without_configuration_match_every_label(
 
 def test_labels_posted_to_another_server_after_the_first_stopped_all_match(
     run_command: Start,
+    free_port: int,
     wait_healthy: Callable[[str, subprocess.Popen[str]], None],
     otlp_http: OtlpHttpServer,
     tmp_path: Path,
 ) -> None:
-    from conftest import _free_port
-
+    # Two servers that share only the key (each its own cache directory, so no key file in
+    # common); B takes over A's address once A has stopped, as a redeploy does.
     key = {"OTEL_MLMON_LABEL_KEY": "replicas-share-this-secret-0123456789"}
-    port_a, port_b = _free_port(), _free_port()
-    a = _serve(run_command, port_a, 2, otlp_http, XDG_CACHE_HOME=str(tmp_path / "a"), **key)
-    wait_healthy(f"http://127.0.0.1:{port_a}", a)
-    predictions = _predict(f"http://127.0.0.1:{port_a}", 40)
-    _stop(a)
+    base = f"http://127.0.0.1:{free_port}"
+    a = _serve(run_command, free_port, 2, otlp_http, XDG_CACHE_HOME=str(tmp_path / "a"), **key)
+    wait_healthy(base, a.process)
+    predictions = _predict(base, 40, a)
+    a.stop()
     before = len(otlp_http.receiver.requests["/v1/metrics"])
 
-    b = _serve(run_command, port_b, 2, otlp_http, XDG_CACHE_HOME=str(tmp_path / "b"), **key)
-    base_b = f"http://127.0.0.1:{port_b}"
-    wait_healthy(base_b, b)
+    b = _serve(run_command, free_port, 2, otlp_http, XDG_CACHE_HOME=str(tmp_path / "b"), **key)
+    base_b = base
+    wait_healthy(base_b, b.process)
     for prediction_id, predicted in predictions:
         _label(base_b, prediction_id, predicted)
     for prediction_id, _ in predictions:  # one character changed: a forgery
@@ -150,7 +184,7 @@ def test_labels_posted_to_another_server_after_the_first_stopped_all_match(
             prediction_id[:12] + ("A" if prediction_id[12] != "A" else "B") + prediction_id[13:]
         )
         _label(base_b, forged, 0)
-    _stop(b)
+    b.stop()
     del otlp_http.receiver.requests["/v1/metrics"][:before]  # only B's exports
 
     matrix, outcomes, _ = _labels(otlp_http)
