@@ -38,6 +38,7 @@ from otel_mlmon.monitor._config import (
 )
 from otel_mlmon.monitor._instruments import instruments_for
 from otel_mlmon.monitor._join import LabelJoin
+from otel_mlmon.monitor._outputs import record_exception
 from otel_mlmon.monitor._recorder import Prediction, Recorder
 from otel_mlmon.monitor._served import ServedModel, check_length, drift_processor
 from otel_mlmon.monitor._wrap import wrap_predict
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
     from otel_mlmon.drift.processor import DriftConfig
 
 __all__ = ["Classes", "Drift", "Labels", "ModelMonitor", "Prediction", "Task"]
+
+# The Flask integration records a view's exception on its server span the way a failing
+# prediction's is recorded (instrumentation/flask.py imports it from here).
+_record_exception = record_exception
 
 _events: Final = logging.getLogger("otel_mlmon.events")
 _monitors: weakref.WeakSet[ModelMonitor] = weakref.WeakSet()
