@@ -1,6 +1,7 @@
-"""Delayed labels across workers, servers and restarts (issue 18), with real gunicorn servers.
+"""Delayed labels across workers, servers and restarts (issue 18), with real servers.
 
-The Flask example runs under its documented gunicorn command with several workers; nothing of
+The Flask example runs under its documented gunicorn command and the FastAPI example under its
+documented ``uvicorn --factory --workers`` command, with four workers each; nothing of
 otel-mlmon is configured but where its metrics go (OTLP to a receiver on loopback, since each
 worker exports its own). A label may reach any worker, or another server holding the key after
 the first has stopped: every genuine one must match, and the confusion matrix summed over the
@@ -23,15 +24,19 @@ from typing import Any
 import httpx
 import pytest
 from _otlp import OtlpHttpServer, sum_points
+from _services import wait_healthy as _wait_healthy
 
 from otel_mlmon import semconv
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
+UVICORN = Path(sys.executable).parent / "uvicorn"
 # Rows of the three iris species, so the predictions cover every class.
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.7, 5.1, 1.6], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 N = 120
 
-pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn not installed")
+pytestmark = pytest.mark.skipif(
+    not (GUNICORN.exists() and UVICORN.exists()), reason="gunicorn or uvicorn not installed"
+)
 
 Start = Callable[..., subprocess.Popen[str]]
 
@@ -69,12 +74,25 @@ class _Drained:
         return AssertionError(f"{message}: {''.join(self.stderr)[-4000:]}")
 
 
+def _command(server: str, port: int, workers: int) -> list[str]:
+    """The documented multi-worker command of each example (their docstrings)."""
+    if server == "uvicorn":
+        return [str(UVICORN), "--factory", "--workers", str(workers), "--port", str(port),
+                "--app-dir", "examples", "fastapi_app:create_app"]  # fmt: skip
+    return [str(GUNICORN), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", "examples",
+            "flask_app:create_app()"]  # fmt: skip
+
+
 def _serve(
-    run_command: Start, port: int, workers: int, otlp: OtlpHttpServer, **env: str
+    run_command: Start,
+    port: int,
+    workers: int,
+    otlp: OtlpHttpServer,
+    server: str = "gunicorn",
+    **env: str,
 ) -> _Drained:
     return _Drained(run_command(
-        [str(GUNICORN), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", "examples",
-         "flask_app:create_app()"],
+        _command(server, port, workers),
         OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=f"{otlp.endpoint}/v1/metrics",
         OTEL_EXPORTER_PROMETHEUS_PORT="0",
         OTEL_TRACES_EXPORTER="none",
@@ -130,17 +148,19 @@ def _labels(otlp: OtlpHttpServer) -> tuple[dict[tuple[str, str], float], Counter
     return matrix, outcomes, len(processes)
 
 
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
 def test_four_workers_without_configuration_match_every_label(
     run_command: Start,
     free_port: int,
     wait_healthy: Callable[[str, subprocess.Popen[str]], None],
     otlp_http: OtlpHttpServer,
     tmp_path: Path,
+    server: str,
 ) -> None:
     cache = tmp_path / "cache"
-    process = _serve(run_command, free_port, 4, otlp_http, XDG_CACHE_HOME=str(cache))
+    process = _serve(run_command, free_port, 4, otlp_http, server, XDG_CACHE_HOME=str(cache))
     base = f"http://127.0.0.1:{free_port}"
-    wait_healthy(base, process.process)
+    _wait_healthy(base, process.process, timeout=300)  # four workers load the model
     predictions = _predict(base, N, process)
     sent: Counter[tuple[str, str]] = Counter()
     for i, (prediction_id, predicted) in enumerate(predictions):
