@@ -258,6 +258,16 @@ class Served:
                 raise AssertionError(f"{self.command.name}: the span never arrived")
             time.sleep(0.1)
 
+    def wait_for_log_record(self, matches: Callable[[Any], bool]) -> list[Any]:
+        """Until the receiver holds a log record (OTLP protobuf) that ``matches``; then every
+        record received so far."""
+        deadline = time.monotonic() + 30
+        while not any(matches(record) for record in self.receiver.log_records()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.command.name}: the log record never arrived")
+            time.sleep(0.1)
+        return list(self.receiver.log_records())
+
     def stop(self) -> str:
         """Stop the service as a user would; its output (stdout and stderr)."""
         if self.process.poll() is None:

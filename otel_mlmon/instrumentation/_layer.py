@@ -17,17 +17,15 @@ the scope what they see (method, route template, status code, exception) on the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import unquote_plus
 
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Span
 
-from otel_mlmon import _compat, _env, semconv
+from otel_mlmon import _compat, _env, _query, semconv
 from otel_mlmon._guard import guarded
 from otel_mlmon.context import (
     RequestScope,
@@ -48,11 +46,8 @@ URL_QUERY: Final = "url.query"
 #: OTel ``server.address`` and ``server.port``.
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
-#: What stands for a query value, and for a key that does not look like a parameter name.
-REDACTED: Final = "REDACTED"
-#: Most query parameters kept in ``url.query``; the rest are left out.
-MAX_QUERY_PARAMETERS: Final = 32
-_PARAMETER_NAME: Final = re.compile(r"[A-Za-z0-9_.\-\[\]]{1,64}")
+#: What stands for a query value (see :mod:`otel_mlmon._query`).
+REDACTED: Final = _query.REDACTED
 _SEMCONV_OPT_IN: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 #: Marker attribute set on an instrumented app; its value is the app's :class:`AppState`.
@@ -201,29 +196,11 @@ def set_server_address(span: Span, host: object, port: object) -> None:
 
 def redact_query(span: Span, query: bytes | str) -> None:
     """Replace ``url.query`` on the server span by its parameter names with ``REDACTED``
-    values.
-
-    Query strings carry model inputs (``GET /predict?age=...``) and tokens, and a trace backend
-    is no place for either; the frameworks redact only a few known credential keys. A key that
-    looks like a parameter name (up to 64 of ``A-Z a-z 0-9 _ . - [ ]``) stays, so a trace still
-    shows which parameters a request had; any other key, and an item without ``=`` (a bare
-    token), becomes ``REDACTED`` too. At most :data:`MAX_QUERY_PARAMETERS` are kept.
-    """
+    values (:func:`otel_mlmon._query.redact_query`)."""
     if not query or not span.is_recording():
         return
     text = query.decode("latin-1") if isinstance(query, bytes) else query
-    parameters: list[str] = []
-    for item in text.split("&"):
-        if not item:
-            continue
-        if len(parameters) == MAX_QUERY_PARAMETERS:
-            break
-        key, equals, _ = item.partition("=")
-        name = unquote_plus(key) if equals else ""
-        if _PARAMETER_NAME.fullmatch(name) is None:
-            name = REDACTED
-        parameters.append(f"{name}={REDACTED}" if equals else REDACTED)
-    span.set_attribute(URL_QUERY, "&".join(parameters))
+    span.set_attribute(URL_QUERY, _query.redact_query(text))
 
 
 def set_error_type(span: Span, exc: BaseException) -> None:

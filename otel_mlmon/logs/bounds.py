@@ -10,6 +10,9 @@ bridge is therefore bounded:
   :data:`MAX_VALUE_CHARS` and a stack trace to :data:`MAX_STACKTRACE_CHARS` (its end is kept:
   the innermost frames and the exception); a cut value ends with ``...[N chars cut]``;
 - ANSI escape sequences are taken out of messages;
+- the query strings in the web servers' access lines (:data:`ACCESS_LOGGERS`) lose their values
+  (:func:`otel_mlmon._query.redact_queries_in`), as ``url.query`` does on spans: a
+  ``?token=...`` or a model input in a URL never reaches the log store;
 - records of the loggers in :data:`RATE_LIMITED_LOGGERS` (diagnostics that a client or a failing
   backend can trigger at will) pass once per logger and message template per
   :data:`RATE_LIMIT_INTERVAL_S`; the next one that passes says how many were held back. A
@@ -26,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from otel_mlmon import _fork
+from otel_mlmon import _fork, _query
 from otel_mlmon._guard import RateLimitFilter
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ MAX_VALUE_CHARS: Final = 1024
 MAX_STACKTRACE_CHARS: Final = 16384
 #: Loggers (with their children) whose records are rate-limited per message template.
 RATE_LIMITED_LOGGERS: Final = ("opentelemetry", "uvicorn.error", "gunicorn.error")
+#: The web servers' access loggers, whose lines carry each request's target, query included.
+ACCESS_LOGGERS: Final = frozenset({"uvicorn.access", "werkzeug", "gunicorn.access"})
 #: Interval of that rate limit, as for the exporters' own loggers.
 RATE_LIMIT_INTERVAL_S: Final = 60.0
 
@@ -105,18 +110,32 @@ def cut_start(text: str, limit: int) -> str:
 
 
 def bound_arguments(record: logging.LogRecord) -> logging.LogRecord:
-    """``record`` itself, or a copy whose string ``%``-arguments are cut to their bound.
+    """``record`` itself, or a copy whose string ``%``-arguments are cut to their bound and,
+    for an access logger, whose message and arguments have their query values redacted.
 
     A copy, because other handlers (the server's own, pytest's) share the record.
     """
     args = record.args
-    if not isinstance(args, tuple) or not any(
+    access = record.name in ACCESS_LOGGERS
+    too_long = isinstance(args, tuple) and any(
         isinstance(a, str) and len(a) > MAX_VALUE_CHARS for a in args
-    ):
+    )
+    if not (access or too_long):
         return record
     copy = logging.makeLogRecord(record.__dict__)
-    copy.args = tuple(cut(a, MAX_VALUE_CHARS) if isinstance(a, str) else a for a in args)
+    if isinstance(args, tuple):
+        copy.args = tuple(_bounded_argument(a, access) for a in args)
+    if access and isinstance(record.msg, str):
+        copy.msg = _query.redact_queries_in(record.msg)
     return copy
+
+
+def _bounded_argument(value: object, access: bool) -> object:
+    if not isinstance(value, str):
+        return value
+    if access:
+        value = _query.redact_queries_in(value)
+    return cut(value, MAX_VALUE_CHARS)
 
 
 def bound_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

@@ -129,3 +129,18 @@ def test_hostile_hosts_paths_and_queries_add_no_series_and_reach_no_span(
     queries = {v for v in values if v.startswith("url.query=")}
     assert {"url.query=token=REDACTED&REDACTED", "url.query=token=REDACTED",
             "url.query=format=REDACTED", "url.query=x=REDACTED"} == queries  # fmt: skip
+
+
+def test_query_values_reach_no_log_line_and_no_log_record(served: Served) -> None:
+    """The servers' own access lines (uvicorn, Werkzeug) go through configure()'s logging
+    bridge to stdout and to the OTLP receiver: their query values are redacted there too."""
+    last = "last-request-of-the-log-test"
+    with httpx.Client(base_url=served.base, timeout=30) as client:
+        for i in range(3):
+            client.get(f"/health?token=LOGSECRET{i}&LOGSECRET{i}")
+        client.get("/no/such/path?token=LOGSECRET9")
+        client.get("/health", headers={"X-Request-ID": last})
+    records = served.wait_for_log_record(lambda record: last in str(record))
+
+    assert [] == [line for line in served.output().splitlines() if "LOGSECRET" in line]
+    assert [] == [str(record) for record in records if "LOGSECRET" in str(record)]
