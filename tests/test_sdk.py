@@ -166,6 +166,24 @@ def test_otlp_endpoint_sends_all_three_signals_over_http(
     telemetry.shutdown()
 
 
+@pytest.mark.parametrize(("limit", "expected"), [(None, 4096), ("100", 100)])
+def test_span_attribute_values_are_bounded_unless_the_environment_says_otherwise(
+    otlp_http: OtlpHttpServer, otel_env: pytest.MonkeyPatch, limit: str | None, expected: int
+) -> None:
+    otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_http.endpoint)
+    if limit is not None:
+        otel_env.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", limit)
+    telemetry = _configure()
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        span.set_attribute("url.path", "/" + "x" * 1_000_000)
+    assert telemetry.force_flush()
+    (received,) = otlp_http.receiver.spans()
+    (path,) = [a.value.string_value for a in received.attributes if a.key == "url.path"]
+    assert expected == len(path)
+    telemetry.shutdown()
+
+
 def test_keyword_arguments_override_environment_variables(
     otlp_http: OtlpHttpServer, otel_env: pytest.MonkeyPatch
 ) -> None:

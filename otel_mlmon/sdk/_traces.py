@@ -4,10 +4,11 @@ console, or nothing."""
 from __future__ import annotations
 
 import sys
+from typing import Final
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 from otel_mlmon import _compat, _env
@@ -15,6 +16,25 @@ from otel_mlmon.environment_variables import OTEL_MLMON_CONSOLE_SPANS
 from otel_mlmon.sdk import _otlp
 from otel_mlmon.sdk._options import Options
 from otel_mlmon.sdk._telemetry import Built, SignalSetup
+
+#: Characters kept of a span attribute value when neither OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+#: nor OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is set. The SDK's default is no limit, and the HTTP
+#: layers put client-sent values on server spans (url.path, user_agent.original): a 1 MB path
+#: would otherwise be kept, queued and exported whole. Stack traces (exception.stacktrace)
+#: fit; anything longer is cut by the SDK.
+DEFAULT_SPAN_ATTRIBUTE_LENGTH: Final = 4096
+_LENGTH_LIMITS: Final = (
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+)
+
+
+def span_limits() -> SpanLimits:
+    """The SDK's limits, from the standard variables when either is set, else the SDK's
+    defaults with attribute values bounded to :data:`DEFAULT_SPAN_ATTRIBUTE_LENGTH`."""
+    if any(_env.raw(name) is not None for name in _LENGTH_LIMITS):
+        return SpanLimits()
+    return SpanLimits(max_attribute_length=DEFAULT_SPAN_ATTRIBUTE_LENGTH)
 
 
 def build_traces(
@@ -28,7 +48,12 @@ def build_traces(
     console_spans = options.console_spans
     if console_spans is None:
         console_spans = _env.env_bool(OTEL_MLMON_CONSOLE_SPANS, False)
-    provider = TracerProvider(resource=resource, sampler=options.sampler, shutdown_on_exit=False)
+    provider = TracerProvider(
+        resource=resource,
+        sampler=options.sampler,
+        span_limits=span_limits(),
+        shutdown_on_exit=False,
+    )
     choice, protocol = _otlp.choose(
         "traces", "console" if console_spans else "none", options.otlp_endpoint,
         options.otlp_protocol,
