@@ -435,3 +435,24 @@ def test_opentelemetry_instrument_runs_our_configurator() -> None:
         instrument,
     )
     assert {"configured": True, "same": True, "scraped": True} == result
+
+
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_exception_messages_reach_the_log_lines_only_when_configure_opts_in(
+    capsys: pytest.CaptureFixture[str], opted_in: bool
+) -> None:
+    from otel_mlmon.logs import unconfigure_logging
+
+    sentinel = "MESSAGE-" + "SENTINEL"  # built, so the traceback's source line never shows it
+    telemetry = _configure(logs=True, record_exception_messages=opted_in, prometheus=False)
+    try:
+        try:
+            raise ValueError(f"{sentinel} from the request")
+        except ValueError:
+            logging.getLogger("app").exception("scoring_failed")
+    finally:
+        unconfigure_logging()
+        telemetry.shutdown()
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "scoring_failed" in x]
+    assert "ValueError" in line["exception.stacktrace"]
+    assert opted_in == (sentinel in json.dumps(line))

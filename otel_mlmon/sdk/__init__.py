@@ -93,6 +93,7 @@ def configure(
     sampler: Sampler | None = None,
     views: Sequence[View] | None = None,
     logs: bool = True,
+    record_exception_messages: bool = False,
     process_metrics: bool | None = None,
     gpu_metrics: bool | None = None,
     set_global: bool = True,
@@ -107,8 +108,11 @@ def configure(
     spans nowhere unless ``console_spans=True``. With an endpoint, all three signals go there
     over OTLP (``grpc`` or ``http/protobuf``, the default). ``views`` replace
     :func:`default_views` (extend them with ``[*default_views(), ...]``).
-    ``OTEL_TRACES_EXPORTER``, ``OTEL_METRICS_EXPORTER`` and ``OTEL_LOGS_EXPORTER`` (``otlp``,
-    ``console``, ``none``, and ``prometheus`` for metrics) override that choice per signal.
+    ``record_exception_messages`` lets exception messages onto log lines and records (off by
+    default: they carry request data; see ``ModelMonitor``'s argument of the same name for
+    spans). ``OTEL_TRACES_EXPORTER``, ``OTEL_METRICS_EXPORTER`` and ``OTEL_LOGS_EXPORTER``
+    (``otlp``, ``console``, ``none``, and ``prometheus`` for metrics) override that choice per
+    signal.
 
     Under a multi-process server (gunicorn ``-w N``, ``uvicorn --workers N``), call it in each
     worker or once before the fork (gunicorn ``--preload``): the workers share the one
@@ -175,7 +179,7 @@ def configure(
     for name, done in telemetry.describe().items():
         _logger.info("otel-mlmon: %s: %s", name, done)
     if logs:
-        _configure_logs(telemetry)
+        _configure_logs(telemetry, record_exception_messages)
     return telemetry
 
 
@@ -224,13 +228,17 @@ def _build(options: Options, resource: Resource) -> Telemetry:
     )
 
 
-def _configure_logs(telemetry: Telemetry) -> None:
+def _configure_logs(telemetry: Telemetry, record_exception_messages: bool) -> None:
     """Route structlog and standard logging through otel-mlmon's processors, rendered as JSON
     on stdout, and exported through the LoggerProvider when it has somewhere to send them."""
     from otel_mlmon import logs as _logs
 
     exported = telemetry.logs.kept_existing or bool(telemetry.logs.exporters)
-    _logs.configure_logging(logger_provider=telemetry.logger_provider, export=exported)
+    _logs.configure_logging(
+        logger_provider=telemetry.logger_provider,
+        export=exported,
+        record_exception_messages=record_exception_messages,
+    )
 
 
 class Configurator:
