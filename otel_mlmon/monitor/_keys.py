@@ -26,13 +26,13 @@ import hashlib
 import logging
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
 from otel_mlmon import _env
 from otel_mlmon._guard import warn_once
+from otel_mlmon._runtime_dir import UnusableDirectory, private_directory, user_temp_directory
 from otel_mlmon.environment_variables import OTEL_MLMON_LABEL_KEY, OTEL_MLMON_LABEL_KEY_PREVIOUS
 from otel_mlmon.exceptions import ConfigurationError
 
@@ -95,23 +95,16 @@ def _candidates() -> Iterator[Path]:
     runtime = _env.raw("XDG_RUNTIME_DIR")
     if runtime is not None:
         yield Path(runtime) / "otel-mlmon"
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    yield Path(tempfile.gettempdir()) / f"otel-mlmon-{uid}"
+    yield user_temp_directory()
 
 
 def _private_dir(path: Path) -> bool:
-    """Whether ``path`` is (now) a directory of ours that no one else can write or list."""
+    """Whether ``path`` is (now) a directory of ours that no one else can read or write."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(path)
-    except OSError:
+        private_directory(path)
+    except UnusableDirectory:
         return False
-    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
-    return (
-        info.st_uid == uid
-        and (info.st_mode & 0o170000) == 0o040000  # a directory, not a link to one
-        and info.st_mode & 0o022 == 0
-    )
+    return True
 
 
 def _read(path: Path) -> str | None:

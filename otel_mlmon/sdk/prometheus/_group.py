@@ -37,9 +37,7 @@ import secrets
 import selectors
 import shutil
 import socket
-import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +46,7 @@ from typing import Final
 
 from otel_mlmon import _env
 from otel_mlmon._guard import report_internal_error
+from otel_mlmon._runtime_dir import private_directory, user_temp_directory
 from otel_mlmon.environment_variables import OTEL_MLMON_PROMETHEUS_DIR
 from otel_mlmon.sdk.prometheus import _files
 from otel_mlmon.sdk.prometheus._reader import ScrapeReader
@@ -65,30 +64,12 @@ _ASK: Final = b"S"
 _DONE: Final = b"K"
 
 
-class UnusableDirectory(Exception):
-    """The shared directory cannot be used safely (not ours, not private, not writable)."""
-
-
-def _private_directory(path: Path) -> Path:
-    """``path`` created if missing, and checked to be a real directory of ours, mode 0700."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.lstat()
-    except OSError as exc:
-        raise UnusableDirectory(f"{path}: {exc.strerror}") from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnusableDirectory(f"{path} is not a directory")
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise UnusableDirectory(f"{path} must belong to this user with mode 0700")
-    return path
-
-
 def base_directory() -> Path:
     """Where the groups of this user live (created on first use)."""
     configured = _env.raw(OTEL_MLMON_PROMETHEUS_DIR)
     if configured is not None:
-        return _private_directory(Path(configured))
-    return _private_directory(Path(tempfile.gettempdir()) / f"otel-mlmon-{os.getuid()}")
+        return private_directory(Path(configured))
+    return private_directory(user_temp_directory())
 
 
 def _started(pid: int) -> float:
@@ -111,7 +92,7 @@ def group_directory(host: str, port: int, service_name: str) -> Path:
     identity = [host, port, anchor, started, service_name]
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     base = base_directory()
-    directory = _private_directory(base / f"{port}-{digest}")
+    directory = private_directory(base / f"{port}-{digest}")
     if not (directory / ANCHOR_FILE).exists():
         partial = directory / f".{ANCHOR_FILE}.{os.getpid()}.partial"
         partial.write_text(json.dumps([anchor, started]))
@@ -243,7 +224,7 @@ class Member:
                 if attempt == 2:
                     raise
                 # Swept as abandoned by another group's joiner just now: create it again.
-                _private_directory(self.directory)
+                private_directory(self.directory)
         self._control.settimeout(POLL_S)
         self._thread = threading.Thread(
             target=self._run, name="otel-mlmon-prometheus-member", daemon=True
