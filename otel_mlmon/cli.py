@@ -27,8 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from otel_mlmon.drift import statistics
-from otel_mlmon.drift.processor import DEFAULT_BINS, DEFAULT_MAX_CATEGORIES
-from otel_mlmon.drift.reference import Reference, Schema, Score, evaluate, infer_categorical
+from otel_mlmon.drift.config import DEFAULT_BINS, DEFAULT_MAX_CATEGORIES
+from otel_mlmon.drift.encoding import Schema, infer_categorical
+from otel_mlmon.drift.reference import Reference, Score, evaluate
 from otel_mlmon.exceptions import ConfigurationError
 
 EXIT_OK: Final = 0

@@ -9,7 +9,8 @@ processor that reports them as OpenTelemetry observable gauges.
 Importing this package imports numpy and the OpenTelemetry API only (never scipy or pandas).
 """
 
-from otel_mlmon.drift.processor import DriftConfig, DriftProcessor
+from otel_mlmon.drift.config import DriftConfig
+from otel_mlmon.drift.processor import DriftProcessor
 from otel_mlmon.drift.reference import Score
 from otel_mlmon.drift.statistics import METHODS, DriftMethod
 
