@@ -203,16 +203,30 @@ def is_numeric_column(column: npt.NDArray[np.generic]) -> bool:
         return True
     if kind != "O" and kind not in "US":
         return False
+    if kind in "US" and _parsed(column) is not None:
+        return True
     return all(_number(v) is not None for v in column.tolist())
+
+
+def _parsed(column: npt.NDArray[np.generic]) -> FloatArray | None:
+    """A text column whose every value is a number, parsed at once; ``None`` otherwise (a
+    blank, a word: the value-by-value path decides)."""
+    try:
+        return column.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def numeric_column(column: npt.NDArray[np.generic]) -> tuple[FloatArray, int]:
     """A column as float64 (missing and infinite values as NaN) and how many values were not
     numbers (also NaN)."""
-    if column.dtype.kind in "iuf":
-        values = column.astype(np.float64)
-        values[~np.isfinite(values)] = np.nan
-        return values, 0
+    kind = column.dtype.kind
+    parsed = (
+        column.astype(np.float64) if kind in "iuf" else _parsed(column) if kind in "US" else None
+    )
+    if parsed is not None:
+        parsed[~np.isfinite(parsed)] = np.nan
+        return parsed, 0
     converted = [_number(v) for v in column.tolist()]
     bad = sum(1 for v in converted if v is None)
     return np.array([math.nan if v is None else v for v in converted], np.float64), bad

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from otel_mlmon._guard import warn_once
-from otel_mlmon.drift import statistics
+from otel_mlmon.drift import ks, statistics
 from otel_mlmon.drift.encoding import Schema, is_dataframe, numeric_column
 from otel_mlmon.exceptions import ConfigurationError
 
@@ -217,7 +217,7 @@ def evaluate(
             counts = None
             for method in numeric_methods:
                 if method == statistics.KS:
-                    add(name, method, statistics.ks_sorted(feature.sorted, values)[1], n)
+                    add(name, method, ks.ks_sorted(feature.sorted, values)[1], n)
                 elif method == statistics.WASSERSTEIN:
                     if feature.std > 0.0:
                         distance = statistics.wasserstein_sorted(feature.sorted, values)
