@@ -24,6 +24,10 @@ DEFAULT_BINS: Final = 10
 DEFAULT_COOLDOWN: Final = 300.0
 #: Distinct categories kept per categorical feature; later ones share one bucket.
 DEFAULT_MAX_CATEGORIES: Final = 1000
+#: Features counted per bin for fleet drift when ``fleet_features`` names none: the first ones.
+DEFAULT_MAX_FLEET_FEATURES: Final = 32
+#: Windows of live rows held for fleet-drift counting at collection (the window included).
+DEFAULT_FLEET_BUFFER: Final = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,14 @@ class DriftConfig:
         categorical / numeric: feature names whose type is forced (otherwise inferred from the
             reference; learned references treat unforced features as numeric).
         max_categories: distinct categories kept per categorical feature.
+        fleet_features: the features (and ``"_prediction"``) whose live values are counted per
+            reference bin for fleet drift (``ml.drift.live.values``, docs/drift.md); ``None``:
+            the first :data:`DEFAULT_MAX_FLEET_FEATURES` features and the predictions; ``()``:
+            none.
+        fleet_buffer: windows of rows held (the live window included) so that the per-bin
+            counting of fleet drift runs at collection: up to ``fleet_buffer * window`` rows
+            may arrive between two collections before rows are counted as they arrive
+            (memory: ``fleet_buffer * window * features * 8`` bytes). 1: no extra memory.
 
     Raises:
         ConfigurationError: for an invalid value, at construction.
@@ -60,12 +72,15 @@ class DriftConfig:
     categorical: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
     max_categories: int = DEFAULT_MAX_CATEGORIES
+    fleet_features: tuple[str, ...] | None = None
+    fleet_buffer: int = DEFAULT_FLEET_BUFFER
 
     def __post_init__(self) -> None:
         for label, value in (
             ("window", self.window),
             ("min_samples", self.min_samples),
             ("max_categories", self.max_categories),
+            ("fleet_buffer", self.fleet_buffer),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"drift {label} must be a positive integer, not {value!r}")
@@ -84,6 +99,11 @@ class DriftConfig:
             )
         if not (isinstance(self.cooldown, (int, float)) and self.cooldown >= 0):
             raise ConfigurationError(f"drift cooldown must be >= 0 seconds, not {self.cooldown!r}")
+        fleet = self.fleet_features
+        if fleet is not None and (
+            isinstance(fleet, str) or not all(isinstance(n, str) for n in fleet)
+        ):
+            raise ConfigurationError("drift fleet_features must be a tuple of feature names")
         if self.methods is not None:
             if isinstance(self.methods, str) or not self.methods:
                 raise ConfigurationError("drift methods must be a non-empty tuple of names")

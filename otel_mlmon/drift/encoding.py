@@ -275,6 +275,22 @@ class Schema:
         return matrix, bad
 
 
+def checked_names(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Feature names as a tuple of strings (``None`` stays ``None``).
+
+    Raises:
+        ConfigurationError: a single string, an empty sequence or repeated names.
+    """
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise ConfigurationError("feature_names must be a sequence of names")
+    checked = tuple(str(n) for n in names)
+    if not checked or len(set(checked)) != len(checked):
+        raise ConfigurationError("feature_names must be non-empty and distinct")
+    return checked
+
+
 def infer_categorical(
     names: Sequence[str],
     columns: Sequence[npt.NDArray[np.generic]],

@@ -20,6 +20,7 @@ from otel_mlmon.drift.window import RingWindow
 from otel_mlmon.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from otel_mlmon.drift.bins import LiveBins
     from otel_mlmon.drift.config import DriftConfig
     from otel_mlmon.drift.reference import Reference
 
@@ -30,9 +31,12 @@ Reject = Callable[[str, int], None]
 class Stream:
     """One schema's live window, reference and optional learning buffer."""
 
-    def __init__(self, schema: Schema, config: DriftConfig) -> None:
+    def __init__(self, schema: Schema, config: DriftConfig, counted: bool = False) -> None:
+        """``counted``: some feature of the stream is counted per bin (fleet drift), so the
+        window holds ``config.fleet_buffer`` windows of rows to count at collection."""
         self.schema = schema
-        self.window = RingWindow(config.window, schema.width)
+        spare = (config.fleet_buffer - 1) * config.window if counted else 0
+        self.window = RingWindow(config.window, schema.width, spare)
         self.reference: Reference | None = None
         self.learning: RingWindow | None = None
         if config.learn_reference_from is not None:
@@ -48,6 +52,8 @@ class Stream:
         # Values the conversion already counted as not numeric and stored as NaN: subtracted
         # from the window's non-finite count so no value is counted under two reasons.
         self.not_numeric_pending = 0
+        # Fleet drift: the window's rows counted per reference bin (set with the reference).
+        self.bins: LiveBins | None = None
 
     def learned(self) -> None:
         """The reference is known: rows go to the window from now on."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 
 from otel_mlmon import _observables, semconv
@@ -28,9 +29,11 @@ from otel_mlmon.drift import statistics
 from otel_mlmon.drift.config import DriftConfig
 from otel_mlmon.drift.encoding import (
     Schema,
+    checked_names,
     infer_categorical,
     table_columns,
 )
+from otel_mlmon.drift.fleet import FleetCounters, fleet_selection
 from otel_mlmon.drift.intake import Stream, append_features, append_predictions
 from otel_mlmon.drift.reference import (
     Reference,
@@ -91,23 +94,24 @@ class DriftProcessor:
             raise ConfigurationError(
                 "drift needs a reference, reference predictions or learn_reference_from"
             )
-        if feature_names is not None:
-            if isinstance(feature_names, str):
-                raise ConfigurationError("feature_names must be a sequence of names")
-            feature_names = tuple(str(n) for n in feature_names)
-            if not feature_names or len(set(feature_names)) != len(feature_names):
-                raise ConfigurationError("feature_names must be non-empty and distinct")
+        feature_names = checked_names(feature_names)
         self._config = config
         self._attributes = attributes
         self._methods = config.active_methods
         self._thresholds = {m: config.threshold(m) for m in statistics.METHODS}
         self._features: Stream | None = None
         self._predictions: Stream | None = None
-
+        names: Sequence[str] = feature_names or ()
+        columns: list[npt.NDArray[np.generic]] = []
         if reference is not None:
             names, columns = table_columns(reference, feature_names)
+        # Chosen first: a counted stream's window holds more rows (DriftConfig.fleet_buffer).
+        chosen = fleet_selection(config, names)
+        counted = any(n in chosen for n in names)
+        if reference is not None:
             flags = infer_categorical(names, columns, config.categorical, config.numeric)
-            self._features = Stream(Schema.build(names, flags, config.max_categories), config)
+            schema = Schema.build(names, flags, config.max_categories)
+            self._features = Stream(schema, config, counted)
             self._features.reference = features_reference(
                 self._features.schema, columns, config.bins
             )
@@ -122,20 +126,21 @@ class DriftProcessor:
             )
             flags = tuple(n in forced for n in feature_names)
             self._features = Stream(
-                Schema.build(feature_names, flags, config.max_categories), config
+                Schema.build(feature_names, flags, config.max_categories), config, counted
             )
         prediction_schema = Schema.build(
             (semconv.PREDICTION_FEATURE,), (predictions_categorical,), config.max_categories
         )
+        counted = semconv.PREDICTION_FEATURE in chosen
         if reference_predictions is not None:
-            self._predictions = Stream(prediction_schema, config)
+            self._predictions = Stream(prediction_schema, config, counted)
             self._predictions.reference = predictions_reference(
                 prediction_schema, reference_predictions, config.bins
             )
             self._predictions.learned()
         elif learn:
             # Without feature_names only the predictions can be learned: prediction drift.
-            self._predictions = Stream(prediction_schema, config)
+            self._predictions = Stream(prediction_schema, config, counted)
 
         self._compute_lock = threading.Lock()
         self._cache_key: tuple[int, ...] | None = None
@@ -160,6 +165,17 @@ class DriftProcessor:
              DriftProcessor._observe_window_samples),
         ):  # fmt: skip
             _observables.observe(meter, name, create, self, callback)
+        # The methods some feature's type admits: the thresholds reported.
+        kinds = {c for stream in self._streams() for c in stream.schema.categorical}
+        self._applicable = tuple(
+            m for m in self._methods
+            if any(statistics.METHODS[m].categorical if c else statistics.METHODS[m].numeric
+                   for c in kinds)
+        )  # fmt: skip
+        self._fleet = FleetCounters(meter, attributes, chosen, self._streams)
+        for stream in self._streams():
+            if stream.reference is not None:
+                self._fleet.attach(stream)
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -196,25 +212,29 @@ class DriftProcessor:
             if stream is None:
                 raise ConfigurationError("this monitor was built without feature drift")
             _, columns = table_columns(reference, stream.schema.names)
-            prepared = features_reference(stream.schema, columns, self._config.bins)
-            with self._compute_lock:
-                stream.reference = prepared
-                stream.learned()
-                self._reference_version += 1
+            self._use_reference(
+                stream, features_reference(stream.schema, columns, self._config.bins)
+            )
         if predictions is not None:
             stream = self._predictions
             if stream is None:
                 raise ConfigurationError("this monitor was built without prediction drift")
-            prepared = predictions_reference(stream.schema, predictions, self._config.bins)
-            with self._compute_lock:
-                stream.reference = prepared
-                stream.learned()
-                self._reference_version += 1
+            self._use_reference(
+                stream, predictions_reference(stream.schema, predictions, self._config.bins)
+            )
+
+    def _use_reference(self, stream: Stream, reference: Reference) -> None:
+        with self._compute_lock:
+            stream.reference = reference
+            stream.learned()
+            self._fleet.attach(stream)
+            self._reference_version += 1
 
     def model_updated(self) -> None:
         """A new model version: its predictions start a fresh window, and transitions are
         tracked afresh under the new ``ml.model.version``."""
         with self._compute_lock:
+            self._fleet.model_updated()
             if self._predictions is not None:
                 self._predictions.window.clear()
             self._transitions.clear()
@@ -282,6 +302,10 @@ class DriftProcessor:
             for encoder in stream.schema.encoders:
                 if encoder is not None:
                     encoder.reset_after_fork()
+        self._fleet.reset_after_fork()
+
+    def _streams(self) -> Iterator[Stream]:
+        yield from (s for s in (self._features, self._predictions) if s is not None)
 
     # --- hot path ---------------------------------------------------------------------------
 
@@ -309,6 +333,7 @@ class DriftProcessor:
             return
         self._count_non_finite(stream, learning)
         stream.learned()
+        self._fleet.attach(stream)
         self._reference_version += 1
 
     def _count_non_finite(self, stream: Stream, window: RingWindow) -> None:
@@ -321,7 +346,7 @@ class DriftProcessor:
 
     def _compute(self) -> list[Score]:
         with self._compute_lock:
-            streams = [s for s in (self._features, self._predictions) if s is not None]
+            streams = list(self._streams())
             for stream in streams:
                 self._finish_learning(stream)
                 self._count_non_finite(stream, stream.window)
@@ -365,25 +390,8 @@ class DriftProcessor:
 
     def _observe_thresholds(self, options: CallbackOptions) -> Iterable[Observation]:
         base = self._attributes()
-        applicable: set[str] = set()
-        for stream in (self._features, self._predictions):
-            if stream is None:
-                continue
-            for categorical in stream.schema.categorical:
-                applicable.update(
-                    m
-                    for m in self._methods
-                    if (
-                        statistics.METHODS[m].categorical
-                        if categorical
-                        else statistics.METHODS[m].numeric
-                    )
-                )
-        for method in self._methods:
-            if method in applicable:
-                yield Observation(
-                    self._thresholds[method], {**base, semconv.ML_DRIFT_METHOD: method}
-                )
+        for method in self._applicable:
+            yield Observation(self._thresholds[method], {**base, semconv.ML_DRIFT_METHOD: method})
 
     def _observe_window_samples(self, options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self.window_samples(), self._attributes())
