@@ -80,26 +80,12 @@ def _check_types(reference: Table, current: Table, names: Sequence[str], flags: 
                 )
 
 
-def compare_files(
-    reference_path: str,
-    current_path: str,
-    *,
-    categorical: Sequence[str] = (),
-    numeric: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    alpha: float = DEFAULT_ALPHA,
-    min_effect: float = DEFAULT_MIN_EFFECT,
-) -> Comparison:
-    """Compare the CSV table at ``current_path`` with the one at ``reference_path``.
+def _matched_names(reference: Table, current: Table, exclude: Sequence[str]) -> list[str]:
+    """The columns to compare, in REFERENCE's order.
 
     Raises:
-        InputError: a table is missing, unreadable or empty, the columns do not match, or a
-            column cannot be compared (the message names it).
+        InputError: an unknown excluded column, a pandas index column, columns that differ.
     """
-    if reference_path == STDIN and current_path == STDIN:
-        raise InputError("only one of REFERENCE and CURRENT can be read from standard input")
-    reference = read_table(reference_path, "REFERENCE")
-    current = read_table(current_path, "CURRENT")
     for name in exclude:
         if name not in reference.names and name not in current.names:
             raise InputError(f"--exclude {name!r}: no such column in either table")
@@ -122,6 +108,30 @@ def compare_files(
         raise InputError(f"columns do not match ({detail})")
     if not names:
         raise InputError("no column left to compare")
+    return names
+
+
+def compare_files(
+    reference_path: str,
+    current_path: str,
+    *,
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    alpha: float = DEFAULT_ALPHA,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+) -> Comparison:
+    """Compare the CSV table at ``current_path`` with the one at ``reference_path``.
+
+    Raises:
+        InputError: a table is missing, unreadable or empty, the columns do not match, or a
+            column cannot be compared (the message names it).
+    """
+    if reference_path == STDIN and current_path == STDIN:
+        raise InputError("only one of REFERENCE and CURRENT can be read from standard input")
+    reference = read_table(reference_path, "REFERENCE")
+    current = read_table(current_path, "CURRENT")
+    names = _matched_names(reference, current, exclude)
     reference_columns = reference.columns(names)
     try:
         flags = infer_categorical(names, reference_columns, categorical, numeric)

@@ -7,10 +7,12 @@ Every default is measured (docs/drift.md, ``bench/drift.py``); an invalid value 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from otel_mlmon import semconv
+from otel_mlmon._guard import warn_once
 from otel_mlmon.drift import statistics
 from otel_mlmon.exceptions import ConfigurationError
 
@@ -138,3 +140,29 @@ class DriftConfig:
         if method in self.thresholds:
             return float(self.thresholds[method])
         return statistics.METHODS[method].default_threshold
+
+
+def fleet_selection(config: DriftConfig, feature_names: Sequence[str]) -> frozenset[str]:
+    """The names counted per bin: ``config.fleet_features``, or by default the first
+    :data:`DEFAULT_MAX_FLEET_FEATURES` features and the predictions.
+
+    Raises:
+        ConfigurationError: a named feature that is neither a feature nor ``_prediction``.
+    """
+    if config.fleet_features is None:
+        if len(feature_names) > DEFAULT_MAX_FLEET_FEATURES:
+            warn_once(
+                "drift-fleet-features",
+                "otel-mlmon drift: fleet-drift counters cover the first %d of %d features; "
+                "name the ones to count with DriftConfig(fleet_features=...)",
+                DEFAULT_MAX_FLEET_FEATURES,
+                len(feature_names),
+            )
+        return frozenset((*feature_names[:DEFAULT_MAX_FLEET_FEATURES], semconv.PREDICTION_FEATURE))
+    known = {*feature_names, semconv.PREDICTION_FEATURE}
+    for name in config.fleet_features:
+        if name not in known:
+            raise ConfigurationError(
+                f"fleet_features: {name!r} is not a feature (features: {list(feature_names)})"
+            )
+    return frozenset(config.fleet_features)

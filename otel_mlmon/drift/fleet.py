@@ -1,8 +1,8 @@
 """The fleet-drift instruments of one drift processor: per-bin counters and reference gauges.
 
-Which features are counted is chosen once (:func:`fleet_selection`); each stream whose reference
-is known gets a :class:`~otel_mlmon.drift.bins.LiveBins` that its ring window feeds with blocks
-of rows. At collection the four instruments report, per counted feature and bin:
+Which features are counted is chosen once (``config.fleet_selection``); each stream whose
+reference is known gets a :class:`~otel_mlmon.drift.bins.LiveBins` that its ring window feeds
+with blocks of rows. At collection the four instruments report, per counted feature and bin:
 
 - ``ml.drift.live.values`` (counter): live values per bin, the ``missing`` bin included;
 - ``ml.drift.live.values_at_or_below`` (counter, numeric features): usable values in bins
@@ -18,42 +18,13 @@ Every bin is reported from the moment the reference is known, at zero if nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otel_mlmon import _observables, semconv
-from otel_mlmon._guard import warn_once
 from otel_mlmon.drift.bins import LiveBins
-from otel_mlmon.drift.config import DEFAULT_MAX_FLEET_FEATURES, DriftConfig
 from otel_mlmon.drift.intake import Stream
-from otel_mlmon.exceptions import ConfigurationError
-
-
-def fleet_selection(config: DriftConfig, feature_names: Sequence[str]) -> frozenset[str]:
-    """The names counted per bin: ``config.fleet_features``, or by default the first
-    :data:`DEFAULT_MAX_FLEET_FEATURES` features and the predictions.
-
-    Raises:
-        ConfigurationError: a named feature that is neither a feature nor ``_prediction``.
-    """
-    if config.fleet_features is None:
-        if len(feature_names) > DEFAULT_MAX_FLEET_FEATURES:
-            warn_once(
-                "drift-fleet-features",
-                "otel-mlmon drift: fleet-drift counters cover the first %d of %d features; "
-                "name the ones to count with DriftConfig(fleet_features=...)",
-                DEFAULT_MAX_FLEET_FEATURES,
-                len(feature_names),
-            )
-        return frozenset((*feature_names[:DEFAULT_MAX_FLEET_FEATURES], semconv.PREDICTION_FEATURE))
-    known = {*feature_names, semconv.PREDICTION_FEATURE}
-    for name in config.fleet_features:
-        if name not in known:
-            raise ConfigurationError(
-                f"fleet_features: {name!r} is not a feature (features: {list(feature_names)})"
-            )
-    return frozenset(config.fleet_features)
 
 
 class FleetCounters:
@@ -62,7 +33,7 @@ class FleetCounters:
     Args:
         meter: the meter the four instruments are created on (shared by every processor).
         attributes: the model's current base attributes, read at collection.
-        chosen: the feature names to count (:func:`fleet_selection`).
+        chosen: the feature names to count (:func:`~otel_mlmon.drift.config.fleet_selection`).
         streams: returns the processor's streams (features, predictions).
     """
 

@@ -10,19 +10,27 @@ that copy straight into the ring.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from otel_mlmon import semconv
-from otel_mlmon.drift.encoding import Schema, is_dataframe, numeric_column, table_columns
+from otel_mlmon.drift.config import DriftConfig, fleet_selection
+from otel_mlmon.drift.encoding import (
+    Schema,
+    infer_categorical,
+    is_dataframe,
+    numeric_column,
+    table_columns,
+)
+from otel_mlmon.drift.reference import Reference, features_reference, predictions_reference
 from otel_mlmon.drift.window import RingWindow
 from otel_mlmon.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from otel_mlmon.drift.bins import LiveBins
-    from otel_mlmon.drift.config import DriftConfig
-    from otel_mlmon.drift.reference import Reference
 
 #: ``reject(reason, count)``: counts unusable input under ``ml.monitor.rejected_inputs``.
 Reject = Callable[[str, int], None]
@@ -67,6 +75,63 @@ class Stream:
         if learning is not None and len(learning) < learning.capacity:
             return learning
         return self.window
+
+
+@dataclass(frozen=True)
+class Streams:
+    """A processor's streams, and the names its fleet-drift counters count."""
+
+    features: Stream | None
+    predictions: Stream | None
+    counted: frozenset[str]
+
+
+def build_streams(
+    config: DriftConfig,
+    feature_names: tuple[str, ...] | None,
+    reference: object,
+    reference_predictions: object,
+    predictions_categorical: bool,
+) -> Streams:
+    """The feature stream (with its prepared reference, or learning one) and the prediction
+    stream, as the processor's arguments ask.
+
+    Raises:
+        ConfigurationError: a reference or configuration that does not fit.
+    """
+    names: Sequence[str] = feature_names or ()
+    columns: list[npt.NDArray[np.generic]] = []
+    if reference is not None:
+        names, columns = table_columns(reference, feature_names)
+    # Chosen first: a counted stream's window holds more rows (DriftConfig.fleet_buffer).
+    chosen = fleet_selection(config, names)
+    counted = any(n in chosen for n in names)
+    features = predictions = None
+    if reference is not None:
+        flags = infer_categorical(names, columns, config.categorical, config.numeric)
+        features = Stream(Schema.build(names, flags, config.max_categories), config, counted)
+        features.reference = features_reference(features.schema, columns, config.bins)
+        features.learned()
+    elif config.learn_reference_from is not None and feature_names is not None:
+        infer_categorical(feature_names, [np.zeros(0)] * len(feature_names),
+                          config.categorical, config.numeric)  # fmt: skip
+        flags = tuple(n in set(config.categorical) for n in feature_names)
+        schema = Schema.build(feature_names, flags, config.max_categories)
+        features = Stream(schema, config, counted)
+    prediction_schema = Schema.build(
+        (semconv.PREDICTION_FEATURE,), (predictions_categorical,), config.max_categories
+    )
+    counted = semconv.PREDICTION_FEATURE in chosen
+    if reference_predictions is not None:
+        predictions = Stream(prediction_schema, config, counted)
+        predictions.reference = predictions_reference(
+            prediction_schema, reference_predictions, config.bins
+        )
+        predictions.learned()
+    elif config.learn_reference_from is not None:
+        # Without feature_names only the predictions can be learned: prediction drift.
+        predictions = Stream(prediction_schema, config, counted)
+    return Streams(features, predictions, chosen)
 
 
 def append_features(stream: Stream, features: object, reject: Reject) -> None:

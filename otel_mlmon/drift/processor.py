@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation
 
 from otel_mlmon import _observables, semconv
@@ -28,13 +27,11 @@ from otel_mlmon._guard import guarded, internal_error, warn_once
 from otel_mlmon.drift import statistics
 from otel_mlmon.drift.config import DriftConfig
 from otel_mlmon.drift.encoding import (
-    Schema,
     checked_names,
-    infer_categorical,
     table_columns,
 )
-from otel_mlmon.drift.fleet import FleetCounters, fleet_selection
-from otel_mlmon.drift.intake import Stream, append_features, append_predictions
+from otel_mlmon.drift.fleet import FleetCounters
+from otel_mlmon.drift.intake import Stream, append_features, append_predictions, build_streams
 from otel_mlmon.drift.reference import (
     Reference,
     Score,
@@ -49,6 +46,16 @@ from otel_mlmon.exceptions import ConfigurationError
 __all__ = ["DriftConfig", "DriftProcessor"]
 
 _FLOAT64: Final = np.dtype(np.float64)
+
+
+def _applicable(methods: Sequence[str], streams: Iterable[Stream]) -> tuple[str, ...]:
+    """The methods some feature's type admits: those whose thresholds are reported."""
+    kinds = {c for stream in streams for c in stream.schema.categorical}
+    return tuple(
+        m for m in methods
+        if any(statistics.METHODS[m].categorical if c else statistics.METHODS[m].numeric
+               for c in kinds)
+    )  # fmt: skip
 
 
 class DriftProcessor:
@@ -99,49 +106,10 @@ class DriftProcessor:
         self._attributes = attributes
         self._methods = config.active_methods
         self._thresholds = {m: config.threshold(m) for m in statistics.METHODS}
-        self._features: Stream | None = None
-        self._predictions: Stream | None = None
-        names: Sequence[str] = feature_names or ()
-        columns: list[npt.NDArray[np.generic]] = []
-        if reference is not None:
-            names, columns = table_columns(reference, feature_names)
-        # Chosen first: a counted stream's window holds more rows (DriftConfig.fleet_buffer).
-        chosen = fleet_selection(config, names)
-        counted = any(n in chosen for n in names)
-        if reference is not None:
-            flags = infer_categorical(names, columns, config.categorical, config.numeric)
-            schema = Schema.build(names, flags, config.max_categories)
-            self._features = Stream(schema, config, counted)
-            self._features.reference = features_reference(
-                self._features.schema, columns, config.bins
-            )
-            self._features.learned()
-        elif learn and feature_names is not None:
-            forced = set(config.categorical)
-            infer_categorical(
-                feature_names,
-                [np.zeros(0)] * len(feature_names),
-                config.categorical,
-                config.numeric,
-            )
-            flags = tuple(n in forced for n in feature_names)
-            self._features = Stream(
-                Schema.build(feature_names, flags, config.max_categories), config, counted
-            )
-        prediction_schema = Schema.build(
-            (semconv.PREDICTION_FEATURE,), (predictions_categorical,), config.max_categories
+        streams = build_streams(
+            config, feature_names, reference, reference_predictions, predictions_categorical
         )
-        counted = semconv.PREDICTION_FEATURE in chosen
-        if reference_predictions is not None:
-            self._predictions = Stream(prediction_schema, config, counted)
-            self._predictions.reference = predictions_reference(
-                prediction_schema, reference_predictions, config.bins
-            )
-            self._predictions.learned()
-        elif learn:
-            # Without feature_names only the predictions can be learned: prediction drift.
-            self._predictions = Stream(prediction_schema, config, counted)
-
+        self._features, self._predictions = streams.features, streams.predictions
         self._compute_lock = threading.Lock()
         self._cache_key: tuple[int, ...] | None = None
         self._scores: list[Score] = []
@@ -165,14 +133,8 @@ class DriftProcessor:
              DriftProcessor._observe_window_samples),
         ):  # fmt: skip
             _observables.observe(meter, name, create, self, callback)
-        # The methods some feature's type admits: the thresholds reported.
-        kinds = {c for stream in self._streams() for c in stream.schema.categorical}
-        self._applicable = tuple(
-            m for m in self._methods
-            if any(statistics.METHODS[m].categorical if c else statistics.METHODS[m].numeric
-                   for c in kinds)
-        )  # fmt: skip
-        self._fleet = FleetCounters(meter, attributes, chosen, self._streams)
+        self._applicable = _applicable(self._methods, self._streams())
+        self._fleet = FleetCounters(meter, attributes, streams.counted, self._streams)
         for stream in self._streams():
             if stream.reference is not None:
                 self._fleet.attach(stream)

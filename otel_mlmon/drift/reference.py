@@ -8,7 +8,7 @@ current matrix (:mod:`otel_mlmon.drift.encoding`) against it. The processor and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,6 +166,56 @@ def _padded(counts: FloatArray, size: int) -> FloatArray:
     return np.concatenate([counts, np.zeros(size - counts.size)])
 
 
+def _score(method: str, value: float, feature: str, samples: int,
+           thresholds: Mapping[str, float]) -> Score:  # fmt: skip
+    threshold = thresholds[method]
+    drifted = statistics.METHODS[method].drifted(value, threshold)
+    return Score(feature, method, value, threshold, drifted, samples)
+
+
+def _numeric_scores(
+    feature: NumericReference, values: FloatArray, methods: Sequence[str]
+) -> Iterator[tuple[str, float]]:
+    """``(method, score)`` of one numeric feature's sorted, finite, non-empty ``values``."""
+    counts = None
+    for method in methods:
+        if method == statistics.KS:
+            yield method, ks.ks_sorted(feature.sorted, values)[1]
+        elif method == statistics.WASSERSTEIN:
+            if feature.std > 0.0:
+                yield method, statistics.wasserstein_sorted(feature.sorted, values) / feature.std
+        else:
+            if counts is None:
+                counts = statistics.bin_counts_sorted(values, feature.edges)
+            if method == statistics.PSI:
+                yield method, statistics.psi(feature.counts, counts)
+            else:
+                yield method, statistics.jensen_shannon_distance(feature.counts, counts)
+
+
+def _categorical_scores(
+    feature: CategoricalReference, codes: npt.NDArray[np.intp], methods: Sequence[str]
+) -> Iterator[tuple[str, float]]:
+    """``(method, score)`` of one categorical feature's non-empty category ``codes``."""
+    current_counts = np.bincount(codes).astype(np.float64)
+    size = max(current_counts.size, feature.counts.size)
+    reference_counts = _padded(feature.counts, size)
+    current_counts = _padded(current_counts, size)
+    for method in methods:
+        if method == statistics.CHI_SQUARE:
+            yield method, statistics.chi_square(reference_counts, current_counts)[1]
+        else:
+            # On at most `bins` cells, as for numeric features: with every category a cell,
+            # the distance between two samples of one distribution grows with the number of
+            # categories and no single threshold would fit.
+            yield (
+                method,
+                statistics.jensen_shannon_distance(
+                    feature.pooled(reference_counts), feature.pooled(current_counts)
+                ),
+            )
+
+
 def evaluate(
     reference: Reference,
     current: FloatArray,
@@ -184,78 +234,34 @@ def evaluate(
     numeric_methods = [m for m in methods if statistics.METHODS[m].numeric]
     categorical_methods = [m for m in methods if statistics.METHODS[m].categorical]
     numeric_index = [i for i, c in enumerate(schema.categorical) if not c]
-    scores: list[Score] = []
-
-    def add(feature: str, method: str, value: float, samples: int) -> None:
-        threshold = thresholds[method]
-        drifted = statistics.METHODS[method].drifted(value, threshold)
-        scores.append(Score(feature, method, value, threshold, drifted, samples))
-
-    sorted_numeric = None
-    finite_counts = None
+    sorted_numeric = np.zeros((0, 0))
+    finite_counts: list[int] = []
     if numeric_index and numeric_methods:
         # One vectorised sort of every numeric column; NaN (missing) sorts last.
-        block = current.T[numeric_index]  # a C-contiguous copy, one feature per row
-        finite = np.isfinite(block)
+        sorted_numeric = current.T[numeric_index]  # a C-contiguous copy, one feature per row
+        finite = np.isfinite(sorted_numeric)
         if not finite.all():
-            block[~finite] = np.nan
-        block.sort(axis=1)
-        sorted_numeric = block
-        finite_counts = np.count_nonzero(finite, axis=1)
-
+            sorted_numeric[~finite] = np.nan
+        sorted_numeric.sort(axis=1)
+        finite_counts = np.count_nonzero(finite, axis=1).tolist()
+    scores: list[Score] = []
     row = 0
     for i, name in enumerate(schema.names):
         feature = reference.features[i]
         if isinstance(feature, NumericReference):
-            if sorted_numeric is None or finite_counts is None:
+            if not finite_counts:
                 continue
-            n = int(finite_counts[row])
+            n = finite_counts[row]
             values = sorted_numeric[row, :n]
             row += 1
-            if n < min_samples or n == 0:
-                continue
-            counts = None
-            for method in numeric_methods:
-                if method == statistics.KS:
-                    add(name, method, ks.ks_sorted(feature.sorted, values)[1], n)
-                elif method == statistics.WASSERSTEIN:
-                    if feature.std > 0.0:
-                        distance = statistics.wasserstein_sorted(feature.sorted, values)
-                        add(name, method, distance / feature.std, n)
-                else:
-                    if counts is None:
-                        counts = statistics.bin_counts_sorted(values, feature.edges)
-                    if method == statistics.PSI:
-                        add(name, method, statistics.psi(feature.counts, counts), n)
-                    else:
-                        add(
-                            name,
-                            method,
-                            statistics.jensen_shannon_distance(feature.counts, counts),
-                            n,
-                        )
+            found = _numeric_scores(feature, values, numeric_methods)
         else:
             if not categorical_methods:
                 continue
             column = current[:, i]
-            codes = column[np.isfinite(column)].astype(np.intp)
-            n = int(codes.size)
-            if n < min_samples or n == 0:
-                continue
-            current_counts = np.bincount(codes).astype(np.float64)
-            size = max(current_counts.size, feature.counts.size)
-            reference_counts = _padded(feature.counts, size)
-            current_counts = _padded(current_counts, size)
-            for method in categorical_methods:
-                if method == statistics.CHI_SQUARE:
-                    _, p_value = statistics.chi_square(reference_counts, current_counts)
-                    add(name, method, p_value, n)
-                else:
-                    # On at most `bins` cells, as for numeric features: with every category a
-                    # cell, the distance between two samples of one distribution grows with
-                    # the number of categories and no single threshold would fit.
-                    distance = statistics.jensen_shannon_distance(
-                        feature.pooled(reference_counts), feature.pooled(current_counts)
-                    )
-                    add(name, method, distance, n)
+            values = column[np.isfinite(column)]
+            n = int(values.size)
+            found = _categorical_scores(feature, values.astype(np.intp), categorical_methods)
+        if n >= min_samples and n > 0:
+            scores.extend(_score(m, v, name, n, thresholds) for m, v in found)
     return scores

@@ -172,3 +172,23 @@ def test_scores_are_finite_and_the_binned_ks_is_close_to_the_exact_one(
     for feature in FEATURES:
         assert fleet_scores["ks"][feature] <= cli[feature]["statistic"] + 1e-12
     assert fleet_scores["ks"][SHIFTED] == pytest.approx(cli[SHIFTED]["statistic"], abs=0.02)
+
+
+def test_the_dashboards_fleet_drift_row_answers_on_the_real_prometheus(
+    fleet: str, fleet_scores: dict[str, dict[str, float]]
+) -> None:
+    dashboard = json.loads(
+        (REPO / "collector" / "grafana" / "dashboards" / "otel-mlmon.json").read_text()
+    )
+    panels = dashboard["panels"]
+    start = next(i for i, p in enumerate(panels) if p["title"] == "Fleet drift")
+    queries = {
+        f"{panel['title']} {target['refId']}": target["expr"]
+        .replace("$service", ".*")
+        .replace("$model", ".*")
+        .replace("$__rate_interval", "5s")
+        for panel in panels[start + 1 :]
+        for target in panel["targets"]
+    }
+    features = {name: set(_query(fleet, expr)) for name, expr in queries.items()}
+    assert {name: set(FEATURES) for name in queries} == features
