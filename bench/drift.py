@@ -23,10 +23,14 @@ from typing import Any
 
 import numpy as np
 from opentelemetry.metrics import NoOpMeter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from bench import best, interleaved, median_ratio
 from otel_mlmon.drift import DriftConfig, DriftProcessor
+from otel_mlmon.drift import ks as drift_ks
 from otel_mlmon.drift import statistics as drift_statistics
 from otel_mlmon.drift.statistics import PSI_SMOOTHING
 
@@ -101,6 +105,52 @@ def bench_append(rows: int) -> list[tuple[str, float]]:
     ):
         seconds = _best_seconds(function, 7)
         results.append((label, seconds / rows * 1e6))
+    return results
+
+
+def bench_fleet_append(rounds: int) -> dict[str, tuple[float, float, float]]:
+    """Append cost per row with the fleet-drift counters on (the default) and off
+    (``fleet_features=()``), in the same rounds: ``{case: (on ns, off ns, median ratio)}``.
+
+    "collected": each round appends one ``fleet_buffer`` of rows (4 windows) and a metric
+    collection follows, untimed, as a scrape would: the counting runs at collection. "not
+    collected": 5 buffers of rows without a collection, so rows are counted on the writing
+    thread before their slots are reused (traffic faster than one buffer per scrape).
+    """
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(1_000, FEATURES))
+    names = [f"f{i}" for i in range(FEATURES)]
+    readers = {"on": InMemoryMetricReader(), "off": InMemoryMetricReader()}
+    processors = {
+        name: DriftProcessor(
+            MeterProvider(metric_readers=[reader]).get_meter("bench"), attributes=dict,
+            feature_names=names, reference=reference,
+            config=DriftConfig() if name == "on" else DriftConfig(fleet_features=()),
+        )
+        for name, reader in readers.items()
+    }  # fmt: skip
+    buffer = DriftConfig().fleet_buffer * DriftConfig().window
+    rows = list(rng.normal(size=(5 * buffer, FEATURES)))
+
+    def appending(name: str) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            append = processors[name].append
+            for row in rows[:n]:
+                append(row)
+
+        return run
+
+    def collect(name: str) -> None:
+        readers[name.split()[0]].collect()
+
+    results = {}
+    for case, n in (("collected", buffer), ("not collected", 5 * buffer)):
+        timed = interleaved(
+            {"on": appending("on"), "off": appending("off")}, n, rounds,
+            setup=collect if case == "collected" else None,
+        )  # fmt: skip
+        results[case] = (best(timed["on"]), best(timed["off"]),
+                         median_ratio(timed["on"], timed["off"]))  # fmt: skip
     return results
 
 
@@ -234,7 +284,7 @@ def bench_ks_pvalue_gap(trials: int) -> float:
     gap = 0.0
     for _ in range(trials):
         a, b = rng.normal(size=1_000), rng.normal(size=500)
-        ours = drift_statistics.ks_2samp(a, b)[1]
+        ours = drift_ks.ks_2samp(a, b, method="asymptotic")[1]
         theirs = stats.ks_2samp(a, b, method="asymp").pvalue
         gap = max(gap, abs(ours - theirs))
     return gap
@@ -258,6 +308,13 @@ def main() -> None:
     print("| input | microseconds per row |\n|---|---:|")
     for label, micros in bench_append(50_000 if args.quick else 200_000):
         print(f"| {label} | {micros:.2f} |")
+
+    print("\n## Fleet-drift counters: append cost per row, 20 features, one row per call\n")
+    print("| case | counters on (ns) | counters off (ns) | ratio on/off | target |")
+    print("|---|---:|---:|---:|---|")
+    for case, (on, off, ratio) in bench_fleet_append(5 if args.quick else 15).items():
+        target = "<= 1.2" if case == "collected" else "(informational)"
+        print(f"| {case} | {on:.0f} | {off:.0f} | {ratio:.2f} | {target} |")
 
     print("\n## Collection: 20 features, all numeric methods (KS, PSI, JS, Wasserstein)\n")
     print(

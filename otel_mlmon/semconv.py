@@ -48,6 +48,8 @@ ML_REJECTION_REASON: Final = "ml.rejection.reason"
 ML_FEATURE_NAME: Final = "ml.feature.name"
 ML_DRIFT_METHOD: Final = "ml.drift.method"
 ML_DRIFT_STATE: Final = "ml.drift.state"
+ML_DRIFT_BIN: Final = "ml.drift.bin"
+ML_DRIFT_REFERENCE_ID: Final = "ml.drift.reference.id"
 ML_GPU_INDEX: Final = "ml.gpu.index"
 #: The request's ID (``X-Request-ID``) on the HTTP server span; never a metric attribute.
 ML_REQUEST_ID: Final = "ml.request.id"
@@ -222,6 +224,10 @@ ML_DRIFT_THRESHOLD: Final = "ml.drift.threshold"
 ML_DRIFT_DETECTED: Final = "ml.drift.detected"
 ML_DRIFT_TRANSITIONS: Final = "ml.drift.transitions"
 ML_DRIFT_WINDOW_SAMPLES: Final = "ml.drift.window.samples"
+ML_DRIFT_LIVE_VALUES: Final = "ml.drift.live.values"
+ML_DRIFT_LIVE_VALUES_AT_OR_BELOW: Final = "ml.drift.live.values_at_or_below"
+ML_DRIFT_REFERENCE_VALUES: Final = "ml.drift.reference.values"
+ML_DRIFT_REFERENCE_VALUES_AT_OR_BELOW: Final = "ml.drift.reference.values_at_or_below"
 ML_PROCESS_GPU_MEMORY_USAGE: Final = "ml.process.gpu.memory.usage"
 HW_GPU_UTILIZATION: Final = "hw.gpu.utilization"
 HW_GPU_MEMORY_USAGE: Final = "hw.gpu.memory.usage"
@@ -339,6 +345,19 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_DRIFT_WINDOW_SAMPLES, "ObservableGauge", "{row}",
           MODEL_ATTRIBUTES,
           "Rows currently in the live drift window."),
+    _spec(ML_DRIFT_LIVE_VALUES, "ObservableCounter", "{value}",
+          (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_BIN, ML_DRIFT_REFERENCE_ID),
+          "Live values of a feature per bin of its reference (fleet drift: sum over processes; "
+          "docs/drift.md), missing values in bin `missing`."),
+    _spec(ML_DRIFT_LIVE_VALUES_AT_OR_BELOW, "ObservableCounter", "{value}",
+          (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_BIN, ML_DRIFT_REFERENCE_ID),
+          "Usable live values of a numeric feature in bins 0 to ml.drift.bin (for the binned KS)."),
+    _spec(ML_DRIFT_REFERENCE_VALUES, "ObservableGauge", "{value}",
+          (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_BIN, ML_DRIFT_REFERENCE_ID),
+          "Reference values of a feature per bin (its share: divide by the sum over the bins)."),
+    _spec(ML_DRIFT_REFERENCE_VALUES_AT_OR_BELOW, "ObservableGauge", "{value}",
+          (*MODEL_ATTRIBUTES, ML_FEATURE_NAME, ML_DRIFT_BIN, ML_DRIFT_REFERENCE_ID),
+          "Usable reference values of a numeric feature in bins 0 to ml.drift.bin."),
     _spec(HW_GPU_UTILIZATION, "ObservableGauge", "1",
           _GPU_ATTRIBUTES, "Fraction of time the GPU was busy over the last sample period."),
     _spec(HW_GPU_MEMORY_USAGE, "ObservableUpDownCounter", "By",
@@ -382,6 +401,10 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
                   "Drift statistic (otel_mlmon.drift.statistics.METHODS); `ks` and "
                   "`chi_square` report p-values, the others distances."),
     AttributeSpec(ML_DRIFT_STATE, "`drift`, `no_drift`", "State a drift transition went into."),
+    AttributeSpec(ML_DRIFT_BIN, "`0` ... `bins - 1`, `missing`",
+                  "Index of a reference bin (never a feature value)."),
+    AttributeSpec(ML_DRIFT_REFERENCE_ID, "12 hex digits",
+                  "Digest of a feature's reference bins and counts: one per reference."),
     AttributeSpec(ML_GPU_INDEX, "NVML device index", "Index of the GPU on this host."),
     AttributeSpec(ML_REQUEST_ID, "1-128 of `A-Z a-z 0-9 . _ : -` (server spans only)",
                   "X-Request-ID of the request, as received when well formed, else generated."),
@@ -535,6 +558,32 @@ def create_ml_drift_window_samples(meter: Meter, callbacks: Sequence[CallbackT])
     return _gauge(meter, ML_DRIFT_WINDOW_SAMPLES, callbacks)
 
 
+def create_ml_drift_live_values(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableCounter:
+    """``ml.drift.live.values``: live values per reference bin (fleet drift)."""
+    return _observable_counter(meter, ML_DRIFT_LIVE_VALUES, callbacks)
+
+
+def create_ml_drift_live_values_at_or_below(
+    meter: Meter, callbacks: Sequence[CallbackT]
+) -> ObservableCounter:
+    """``ml.drift.live.values_at_or_below``: live values in bins 0 to ``ml.drift.bin``."""
+    return _observable_counter(meter, ML_DRIFT_LIVE_VALUES_AT_OR_BELOW, callbacks)
+
+
+def create_ml_drift_reference_values(
+    meter: Meter, callbacks: Sequence[CallbackT]
+) -> ObservableGauge:
+    """``ml.drift.reference.values``: reference values per bin."""
+    return _gauge(meter, ML_DRIFT_REFERENCE_VALUES, callbacks)
+
+
+def create_ml_drift_reference_values_at_or_below(
+    meter: Meter, callbacks: Sequence[CallbackT]
+) -> ObservableGauge:
+    """``ml.drift.reference.values_at_or_below``: reference values in bins 0 to ``ml.drift.bin``."""
+    return _gauge(meter, ML_DRIFT_REFERENCE_VALUES_AT_OR_BELOW, callbacks)
+
+
 def create_hw_gpu_utilization(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableGauge:
     """``hw.gpu.utilization`` (OTel hardware conventions), a 0-1 fraction."""
     return _gauge(meter, HW_GPU_UTILIZATION, callbacks)
@@ -591,6 +640,10 @@ FACTORIES: Final[dict[str, Callable[..., object]]] = {
     ML_DRIFT_DETECTED: create_ml_drift_detected,
     ML_DRIFT_TRANSITIONS: create_ml_drift_transitions,
     ML_DRIFT_WINDOW_SAMPLES: create_ml_drift_window_samples,
+    ML_DRIFT_LIVE_VALUES: create_ml_drift_live_values,
+    ML_DRIFT_LIVE_VALUES_AT_OR_BELOW: create_ml_drift_live_values_at_or_below,
+    ML_DRIFT_REFERENCE_VALUES: create_ml_drift_reference_values,
+    ML_DRIFT_REFERENCE_VALUES_AT_OR_BELOW: create_ml_drift_reference_values_at_or_below,
     HW_GPU_UTILIZATION: create_hw_gpu_utilization,
     HW_GPU_MEMORY_USAGE: create_hw_gpu_memory_usage,
     HW_GPU_MEMORY_LIMIT: create_hw_gpu_memory_limit,

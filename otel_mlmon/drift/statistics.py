@@ -7,8 +7,7 @@ kinds are never combined into one number.
 Where scipy has the statistic, ours is computed the same way and equals scipy's on the same
 arrays to 1e-9 (``tests/drift/test_statistics.py`` proves it):
 
-- :func:`ks_2samp`: the statistic of ``scipy.stats.ks_2samp``; the p-value is Smirnov's
-  asymptotic one, ``scipy.special.kolmogorov(sqrt(n*m/(n+m)) * D)``.
+- Kolmogorov-Smirnov: :mod:`otel_mlmon.drift.ks`.
 - :func:`wasserstein_distance`: ``scipy.stats.wasserstein_distance``.
 - :func:`jensen_shannon_distance`: ``scipy.spatial.distance.jensenshannon(p, q, base=2)``.
 - :func:`chi_square`: ``scipy.stats.chi2_contingency`` on the 2 x k table of counts (with
@@ -96,34 +95,6 @@ CATEGORICAL_METHODS: Final = tuple(name for name, m in METHODS.items() if m.cate
 # --- distributions ----------------------------------------------------------------------------
 
 
-def kolmogorov_sf(z: float) -> float:
-    """Survival function of the Kolmogorov distribution, ``P(K > z)``.
-
-    Equal to ``scipy.special.kolmogorov(z)``. Uses the alternating series
-    ``2 sum (-1)^(k-1) exp(-2 k^2 z^2)`` for ``z >= 1`` and one minus the Jacobi-theta form of
-    the CDF, ``sqrt(2 pi)/z sum exp(-(2k-1)^2 pi^2 / (8 z^2))``, below, where each converges in
-    a few terms.
-    """
-    if not z > 0.0:
-        return 1.0
-    if z >= 1.0:
-        total = 0.0
-        for k in range(1, 101):
-            term = math.exp(-2.0 * k * k * z * z)
-            total += term if k % 2 else -term
-            if term < 1e-300:
-                break
-        return min(1.0, max(0.0, 2.0 * total))
-    cdf = 0.0
-    for k in range(1, 101):
-        term = math.exp(-((2 * k - 1) ** 2) * math.pi * math.pi / (8.0 * z * z))
-        cdf += term
-        if term < 1e-300 or term < cdf * 1e-17:
-            break
-    cdf *= math.sqrt(2.0 * math.pi) / z
-    return min(1.0, max(0.0, 1.0 - cdf))
-
-
 def chi2_sf(x: float, dof: int) -> float:
     """Survival function of the chi-square distribution, equal to ``scipy.stats.chi2.sf``.
 
@@ -174,91 +145,6 @@ def chi2_sf(x: float, dof: int) -> float:
 # --- numeric features: sorted samples ---------------------------------------------------------
 
 
-def ks_statistic_sorted(a: FloatArray, b: FloatArray) -> float:
-    """Two-sample KS statistic of two sorted, finite, non-empty arrays.
-
-    Bit-for-bit the statistic of ``scipy.stats.ks_2samp``: the largest ``|F_a(x) - F_b(x)|``
-    over the data points, both CDFs right-continuous. Only the points of ``b`` are searched in
-    ``a``: between two consecutive distinct values of ``b`` the difference is largest either at
-    the first of them or at the last point of ``a`` before the second, whose CDF value is the
-    count of ``a`` strictly below it. One search when the samples share no value.
-    """
-    n1, n2 = a.size, b.size
-    runs = bool(np.any(b[1:] == b[:-1]))
-    if not runs and n2 >= 8 * _KS_BLOCK:
-        statistic = _ks_without_ties(a, b)
-        if statistic is not None:
-            return statistic
-    right = np.searchsorted(a, b, side="right")
-    ranks = _ranks(n2)
-    # right - 1 is -1 only where b is below every a, so a[-1] cannot equal it there.
-    shared = bool(np.any(a[right - 1] == b))
-    if not shared and not runs:
-        difference = right / n1 - ranks
-        return max(float(difference.max()) + 1.0 / n2, float(-difference.min()), 0.0)
-    left = np.searchsorted(a, b, side="left") if shared else right
-    at_b = right / n1 - ranks
-    between = left[1:] / n1 - ranks[:-1]
-    if runs:
-        # Only the last element of a run of equal values in b carries F_b's value there.
-        last = np.empty(n2, dtype=bool)
-        np.not_equal(b[1:], b[:-1], out=last[:-1])
-        last[-1] = True
-        at_b = at_b[last]
-        between = between[last[:-1]]
-    largest = max(float(np.max(np.abs(at_b))), float(left[0]) / n1)
-    if between.size:
-        largest = max(largest, float(np.max(np.abs(between))))
-    return largest
-
-
-_KS_BLOCK: Final = 16
-
-
-def _ks_without_ties(a: FloatArray, b: FloatArray) -> float | None:
-    """The KS statistic when b has no repeated value and shares none with a; ``None`` when it
-    does share one (the caller then takes the general path).
-
-    With no ties, F_a - F_b is d_j = right_j/n1 - (j+1)/n2 at b_j (right_j: the count of a up
-    to b_j) and d_j + 1/n2 at the last point before b_j (an a, or b_(j-1) where it has the
-    same value), so D = max(max d + 1/n2, -min d). Searching every b_j in a is most of the
-    cost: the search is done at the ends of blocks of b first, and inside a block only when
-    the bounds the ends give (right is monotone) could beat the extremes found so far. Every
-    d evaluated is the same float the full computation gives, so the result is identical.
-    """
-    n1, n2 = a.size, b.size
-    starts = np.arange(0, n2, _KS_BLOCK)
-    ends = np.minimum(starts + _KS_BLOCK, n2) - 1
-    right_start = np.searchsorted(a, b[starts], side="right")
-    right_end = np.searchsorted(a, b[ends], side="right")
-    if np.any(a[right_start - 1] == b[starts]) or np.any(a[right_end - 1] == b[ends]):
-        return None
-    d_start = right_start / n1 - (starts + 1) / n2
-    d_end = right_end / n1 - (ends + 1) / n2
-    highest = max(float(d_start.max()), float(d_end.max()))
-    lowest = min(float(d_start.min()), float(d_end.min()))
-    upper = right_end / n1 - (starts + 1) / n2
-    lower = right_start / n1 - (ends + 1) / n2
-    refine = (upper > highest) | (lower < lowest)
-    if refine.any():
-        inside = np.flatnonzero(np.repeat(refine, _KS_BLOCK)[:n2])
-        right = np.searchsorted(a, b[inside], side="right")
-        if np.any(a[right - 1] == b[inside]):
-            return None
-        d = right / n1 - (inside + 1) / n2
-        highest = max(highest, float(d.max()))
-        lowest = min(lowest, float(d.min()))
-    return max(highest + 1.0 / n2, -lowest, 0.0)
-
-
-@functools.lru_cache(maxsize=16)
-def _ranks(n: int) -> FloatArray:
-    # The empirical CDF values 1/n ... n/n of a sample of n, cached: windows keep their size.
-    ranks = np.arange(1, n + 1) / n
-    ranks.flags.writeable = False
-    return ranks
-
-
 @functools.lru_cache(maxsize=16)
 def _quantile_grid(
     n1: int, n2: int
@@ -288,28 +174,6 @@ def wasserstein_sorted(a: FloatArray, b: FloatArray) -> float:
         return float(np.mean(np.abs(a - b)))
     index_a, index_b, widths = _quantile_grid(a.size, b.size)
     return float(np.sum(np.abs(a[index_a] - b[index_b]) * widths))
-
-
-def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
-    """Smirnov's asymptotic two-sided p-value of a two-sample KS ``statistic``."""
-    m, n = float(max(n1, n2)), float(min(n1, n2))
-    return kolmogorov_sf(math.sqrt(m * n / (m + n)) * statistic)
-
-
-def ks_sorted(a: FloatArray, b: FloatArray) -> tuple[float, float]:
-    """Two-sample KS statistic and asymptotic p-value of two sorted, finite, non-empty arrays."""
-    statistic = ks_statistic_sorted(a, b)
-    return statistic, ks_pvalue(statistic, a.size, b.size)
-
-
-def ks_2samp(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov test of two non-empty finite samples (any order).
-
-    Returns ``(statistic, p_value)``: the statistic equals ``scipy.stats.ks_2samp``'s; the
-    p-value is the asymptotic ``scipy.special.kolmogorov(sqrt(en) * D)`` with
-    ``en = n1 n2 / (n1 + n2)``.
-    """
-    return ks_sorted(np.sort(np.asarray(a, np.float64)), np.sort(np.asarray(b, np.float64)))
 
 
 def wasserstein_distance(a: npt.ArrayLike, b: npt.ArrayLike) -> float:

@@ -7,24 +7,32 @@ life of the buffer, whatever the traffic.
 Non-finite values (NaN, +-inf: the encoding of a missing value) are stored as they are and
 counted off the hot path: :meth:`RingWindow.take_non_finite` counts the rows written since its
 last call, and a row about to be overwritten before it was counted is counted in bulk first,
-so every written value is counted exactly once at an amortised O(width) per row.
+so every written value is counted exactly once at an amortised O(width) per row. The same
+blocks of rows go to an optional ``observer`` (the fleet-drift bin counters), so every row
+reaches it exactly once too, in blocks, never one call per append.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+#: Receives each block of rows once, under the window's lock: it must be quick and not raise.
+Observer = Callable[[FloatArray], None]
 
 
 class RingWindow:
     """The last ``capacity`` rows of ``width`` float64 values.
 
-    ``append`` and ``snapshot`` may be called from any thread; each holds the lock only for
-    the copy.
+    ``spare`` more rows are stored (and not part of the window) so that rows reach the
+    observer in blocks at collection rather than when their slot is reused: up to
+    ``capacity + spare`` rows can be written between two counts before one happens on the
+    writing thread. ``append`` and ``snapshot`` may be called from any thread; each holds the
+    lock only for the copy.
     """
 
     __slots__ = (
@@ -33,23 +41,30 @@ class RingWindow:
         "_lock",
         "_next",
         "_non_finite",
+        "_observer",
+        "_size",
         "_unchecked",
         "_version",
         "capacity",
         "width",
     )
 
-    def __init__(self, capacity: int, width: int) -> None:
-        if capacity < 1 or width < 1:
-            raise ValueError(f"a window needs capacity and width >= 1, not {capacity}, {width}")
+    def __init__(self, capacity: int, width: int, spare: int = 0) -> None:
+        if capacity < 1 or width < 1 or spare < 0:
+            raise ValueError(
+                f"a window needs capacity and width >= 1, spare >= 0, not {capacity}, {width}, "
+                f"{spare}"
+            )
         self.capacity = capacity
         self.width = width
-        self._data: FloatArray = np.full((capacity, width), np.nan)
+        self._size = capacity + spare
+        self._data: FloatArray = np.full((self._size, width), np.nan)
         self._next = 0
         self._count = 0
         self._version = 0
         self._unchecked = 0
         self._non_finite = 0
+        self._observer: Observer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -72,7 +87,7 @@ class RingWindow:
         is appended then.
         """
         with self._lock:
-            if self._unchecked == self.capacity:
+            if self._unchecked == self._size:
                 self._count_unchecked()
             index = self._next
             try:
@@ -82,7 +97,7 @@ class RingWindow:
                 # rather than keep half of each.
                 self._data[index] = np.nan
                 raise
-            self._next = index + 1 if index + 1 < self.capacity else 0
+            self._next = index + 1 if index + 1 < self._size else 0
             if self._count < self.capacity:
                 self._count += 1
             self._unchecked += 1
@@ -94,21 +109,21 @@ class RingWindow:
         if k == 0:
             return
         with self._lock:
-            capacity = self.capacity
-            if k > capacity:
+            size = self._size
+            if k > size:
                 # Rows that never reach the ring are still counted once.
-                self._non_finite += int(np.count_nonzero(~np.isfinite(rows[:-capacity])))
-                rows = rows[-capacity:]
-                k = capacity
-            if self._unchecked + k > capacity:
+                self._counted(rows[:-size])
+                rows = rows[-size:]
+                k = size
+            if self._unchecked + k > size:
                 self._count_unchecked()
             start = self._next
-            first = min(k, capacity - start)
+            first = min(k, size - start)
             self._data[start : start + first] = rows[:first]
             if first < k:
                 self._data[: k - first] = rows[first:]
-            self._next = (start + k) % capacity
-            self._count = min(self._count + k, capacity)
+            self._next = (start + k) % size
+            self._count = min(self._count + k, self.capacity)
             self._unchecked += k
             self._version += 1
 
@@ -120,12 +135,33 @@ class RingWindow:
         end = self._next
         start = end - n
         if start >= 0:
-            block = self._data[start:end]
-            self._non_finite += int(np.count_nonzero(~np.isfinite(block)))
+            self._counted(self._data[start:end])
         else:
-            self._non_finite += int(np.count_nonzero(~np.isfinite(self._data[start:])))
-            self._non_finite += int(np.count_nonzero(~np.isfinite(self._data[:end])))
+            self._counted(self._data[start:])
+            self._counted(self._data[:end])
         self._unchecked = 0
+
+    def _counted(self, block: FloatArray) -> None:
+        # Caller holds the lock: each row passes here exactly once.
+        if not block.shape[0]:
+            return
+        self._non_finite += int(np.count_nonzero(~np.isfinite(block)))
+        if self._observer is not None:
+            self._observer(block)
+
+    def observe(self, observer: Observer | None) -> None:
+        """Hand every row counted from now on to ``observer`` (``None``: stop). Rows written
+        and not yet counted go to the previous observer first, or, when there was none, to
+        ``observer``."""
+        with self._lock:
+            if self._observer is not None:
+                self._count_unchecked()
+            self._observer = observer
+
+    def flush(self) -> None:
+        """Count the rows written since the last count now (missing values, observer)."""
+        with self._lock:
+            self._count_unchecked()
 
     def take_non_finite(self) -> int:
         """Non-finite values written since the last call (each value counted once)."""
@@ -137,9 +173,12 @@ class RingWindow:
     def snapshot(self) -> tuple[FloatArray, int]:
         """A copy of the rows in the window (in no particular order) and the version copied."""
         with self._lock:
-            if self._count == self.capacity:
+            if self._size == self._count:
                 return self._data.copy(), self._version
-            return self._data[: self._count].copy(), self._version
+            start = self._next - self._count  # the window: the last `_count` rows written
+            if start >= 0:
+                return self._data[start : self._next].copy(), self._version
+            return np.concatenate((self._data[start:], self._data[: self._next])), self._version
 
     def clear(self) -> None:
         """Forget every row (non-finite values written so far stay counted)."""

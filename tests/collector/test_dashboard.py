@@ -51,7 +51,7 @@ def test_dashboard_reads_only_metrics_and_labels_the_sdk_emits() -> None:
 def test_dashboard_covers_every_section_the_issue_asks_for() -> None:
     rows = [panel["title"] for panel in _dashboard()["panels"] if panel["type"] == "row"]
     expected = ["Traffic", "Latency", "Errors", "Confidence and quality", "Drift",
-                "GPU and process", "Model"]  # fmt: skip
+                "GPU and process", "Model", "Fleet drift"]  # fmt: skip
     assert expected == rows
 
 

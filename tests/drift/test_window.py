@@ -130,3 +130,44 @@ def test_memory_stays_bounded_over_a_million_rows() -> None:
     assert after - before < 64 * 1024, "the window grew with traffic"
     assert len(window) == 1_000
     assert elapsed < 10.0
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 25])
+def test_spare_rows_are_not_in_the_window_and_every_row_reaches_the_observer_once(
+    batch: int,
+) -> None:
+    window = RingWindow(4, 3, spare=8)
+    seen: list[float] = []
+    window.observe(lambda block: seen.extend(block[:, 0].tolist()))
+    for start in range(0, 100, batch):
+        window.append_rows(_rows(start, min(start + batch, 100)))
+        # The window is the last 4 rows written, whatever the spare rows hold.
+        last = min(start + batch, 100)
+        assert list(range(max(0, last - 4), last)) == _sorted_first_column(window)
+    window.flush()
+    assert list(range(100)) == sorted(seen)
+
+
+def test_rows_wait_for_the_observer_until_the_spare_rows_are_used_up() -> None:
+    window = RingWindow(4, 3, spare=8)
+    blocks: list[int] = []
+    window.observe(lambda block: blocks.append(block.shape[0]))
+    for i in range(12):
+        window.append_row(_rows(i, i + 1)[0])
+    assert [] == blocks  # 12 rows fit: nothing counted on the writing thread yet
+    window.append_row(_rows(12, 13)[0])
+    assert 12 == sum(blocks)  # the 13th row would overwrite an uncounted one: counted first
+    assert 12 * 3 == window.nbytes // 8
+
+
+def test_observe_hands_waiting_rows_to_the_previous_observer_first() -> None:
+    window = RingWindow(4, 1)
+    window.append_rows(np.arange(3.0).reshape(-1, 1))
+    first: list[float] = []
+    second: list[float] = []
+    window.observe(lambda block: first.extend(block[:, 0].tolist()))  # none before: it gets them
+    window.append_row([3.0])
+    window.observe(lambda block: second.extend(block[:, 0].tolist()))
+    window.append_row([4.0])
+    window.flush()
+    assert ([0.0, 1.0, 2.0, 3.0], [4.0]) == (first, second)
