@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any
 
 from opentelemetry.metrics import Counter
 
 from otel_mlmon import semconv
 from otel_mlmon.drift.reference import Score
-
-_events: Final = logging.getLogger("otel_mlmon.events")
+from otel_mlmon.logs.events import emit_event
 
 
 class Transitions:
@@ -54,13 +53,11 @@ class Transitions:
                 semconv.ML_DRIFT_STATE: name,
             }
             self._counter.add(1, attributes)
-            _events.log(
-                logging.WARNING if score.drifted else logging.INFO,
-                semconv.EVENT_DRIFT_DETECTED,
-                extra={
-                    **attributes,
-                    "score": score.score,
-                    "threshold": score.threshold,
-                    "samples": score.samples,
-                },
-            )
+            fields: dict[str, Any] = {
+                **attributes,
+                "score": score.score,
+                "threshold": score.threshold,
+                "samples": score.samples,
+            }
+            level = logging.WARNING if score.drifted else logging.INFO
+            emit_event(semconv.EVENT_DRIFT_DETECTED, level=level, **fields)
