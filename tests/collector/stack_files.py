@@ -213,17 +213,30 @@ def known_series_names() -> dict[str, str]:
 SCRAPE_LABELS: Final = frozenset({"job", "instance", "le"})
 
 _METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process|http)_[a-z0-9_]+)\b")
+#: A recording rule's name, ``level:metric:operations`` (``ml:model_accuracy:1h``).
+_RECORDED_TOKEN: Final = re.compile(r"(?<![\w:])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+)")
 _SELECTOR: Final = re.compile(r"\{([^{}]*)\}")
 _STRING: Final = re.compile(r'"[^"]*"')
+_RANGE: Final = re.compile(r"\[[^\[\]]*\]")
 _GROUPING: Final = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)")
 _MATCHER_LABEL: Final = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 
 
+def _bare(expr: str) -> str:
+    """``expr`` without strings, selectors' matchers, ranges and grouping clauses: what is left
+    names series (string arguments, such as label_replace's label names, are not series)."""
+    return _GROUPING.sub("", _RANGE.sub("", _SELECTOR.sub("", _STRING.sub('""', expr))))
+
+
 def metric_names(expr: str) -> set[str]:
     """The series names (``ml_*``, ``hw_*``, ``process_*``, ``http_*``) an expression reads
-    (string arguments, such as label_replace's label names, are not series)."""
-    bare = _GROUPING.sub("", _SELECTOR.sub("", _STRING.sub('""', expr)))
-    return {match.group(1) for match in _METRIC_TOKEN.finditer(bare)}
+    directly, not through recording rules."""
+    return {match.group(1) for match in _METRIC_TOKEN.finditer(_bare(expr))}
+
+
+def recorded_names(expr: str) -> set[str]:
+    """The recording rules' series (``level:metric:operations``) an expression reads."""
+    return {match.group(1) for match in _RECORDED_TOKEN.finditer(_bare(expr))}
 
 
 def label_names(expr: str) -> set[str]:
@@ -283,6 +296,35 @@ def rules() -> list[dict[str, Any]]:
 def rule_expressions() -> list[tuple[str, str]]:
     """``(alert or record, expr)`` for every rule of every rules file."""
     return [(rule.get("alert") or rule["record"], rule["expr"]) for rule in rules()]
+
+
+def alert_expressions() -> list[tuple[str, str]]:
+    """``(alert, expr)`` for every alerting rule of every rules file."""
+    return [(rule["alert"], rule["expr"]) for rule in rules() if "alert" in rule]
+
+
+def recording_rules() -> dict[str, str]:
+    """Every recording rule of the rules files: the series it records -> its expression."""
+    return {rule["record"]: rule["expr"] for rule in rules() if "record" in rule}
+
+
+def series_read(expr: str) -> set[str]:
+    """The series of otel-mlmon's metrics an expression reads, directly or through the bundled
+    recording rules (followed to the series they read). A recorded name no bundled rule
+    records is kept as it is, so that it shows up as a series nobody emits."""
+    recorded = recording_rules()
+    read, pending, seen = metric_names(expr), list(recorded_names(expr)), set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in recorded:
+            read |= metric_names(recorded[name])
+            pending.extend(recorded_names(recorded[name]))
+        else:
+            read.add(name)
+    return read
 
 
 def substitute_grafana_variables(expr: str, variables: dict[str, str]) -> str:

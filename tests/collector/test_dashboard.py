@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from stack_files import (
     DASHBOARD,
     DASHBOARD_PROVIDER,
@@ -18,15 +17,12 @@ from stack_files import (
     label_names,
     load_yaml,
     metric_names,
+    recorded_names,
+    series_read,
     substitute_grafana_variables,
 )
 
 from otel_mlmon import semconv
-
-# Issue 18 removed the per-process quality gauges; the accuracy panels and MLModelLowAccuracy
-# move to the ml:model_* recording rules (otel-mlmon-quality.rules.yml), applied by the lead.
-# Strict: these fail as soon as the switch lands, and the marks go with it.
-PENDING_QUALITY_SWITCH = "issue 18: accuracy panels and alert still read the removed gauges"
 
 
 def _dashboard() -> dict:  # type: ignore[type-arg]
@@ -37,15 +33,29 @@ def _datasources() -> dict[str, dict]:  # type: ignore[type-arg]
     return {source["uid"]: source for source in load_yaml(DATASOURCES)["datasources"]}
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_QUALITY_SWITCH)
 def test_dashboard_reads_only_metrics_and_labels_the_sdk_emits() -> None:
+    # Directly or through the bundled recording rules; an unknown recorded name is unknown.
     series, labels = set(known_series_names()), known_label_names()
     unknown = {
-        where: sorted((metric_names(expr) - series) | (label_names(expr) - labels))
+        where: sorted((series_read(expr) - series) | (label_names(expr) - labels))
         for where, expr in dashboard_expressions()
-        if (metric_names(expr) - series) or (label_names(expr) - labels) or not metric_names(expr)
+        if (series_read(expr) - series) or (label_names(expr) - labels) or not series_read(expr)
     }
     assert unknown == {}
+
+
+def test_quality_panels_read_the_fleet_recording_rules_not_per_process_series() -> None:
+    # Quality is scored over every worker and replica by otel-mlmon-quality.rules.yml; a panel
+    # reading ml_model_labels_total directly shows outcomes, never a score.
+    recorded = {name for _, expr in dashboard_expressions() for name in recorded_names(expr)}
+    assert {
+        "ml:model_accuracy:1h", "ml:model_precision:1h", "ml:model_recall:1h",
+        "ml:model_f1_score:1h", "ml:model_mae:1h", "ml:model_rmse:1h",
+        "ml:model_labels_matched:increase1h", "ml:model_confusion:increase1h",
+    } == recorded  # fmt: skip
+    direct = {where for where, expr in dashboard_expressions()
+              if "ml_model_labels_total" in metric_names(expr)}  # fmt: skip
+    assert {"panel 'Delayed labels by outcome' A"} == direct
 
 
 def test_dashboard_covers_every_section_the_issue_asks_for() -> None:
@@ -55,18 +65,15 @@ def test_dashboard_covers_every_section_the_issue_asks_for() -> None:
     assert expected == rows
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING_QUALITY_SWITCH)
-def test_every_sdk_metric_but_regression_quality_is_on_the_dashboard() -> None:
+def test_every_sdk_metric_but_two_self_checks_is_on_the_dashboard() -> None:
     shown = {known_series_names()[name] for _, expr in dashboard_expressions()
-             for name in metric_names(expr)}  # fmt: skip
-    # MAE / RMSE belong to regression models; the dashboard shows classification quality.
-    # ml.monitor.endpoint.errors counts failures of the embedded Prometheus endpoint, which the
-    # collector path this dashboard reads does not use.
+             for name in series_read(expr)}  # fmt: skip
+    # Not shown: the class bound's overflows, and ml.monitor.endpoint.errors, which counts
+    # failures of the embedded Prometheus endpoint and exists on the default path only
+    # (docs/stack.md): a panel on it would be empty through the collector.
     sdk_metrics = {spec.name for spec in semconv.METRICS} | set(PROCESS_METRICS.values())
     not_shown = sdk_metrics - shown
-    assert {
-        "ml.model.mae", "ml.model.rmse", "ml.model.class.overflows", "ml.monitor.endpoint.errors"
-    } == not_shown  # fmt: skip
+    assert {"ml.model.class.overflows", "ml.monitor.endpoint.errors"} == not_shown
 
 
 def test_every_panel_query_uses_the_provisioned_prometheus_and_unique_ids() -> None:
