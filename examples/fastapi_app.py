@@ -59,7 +59,7 @@ class PredictRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     """The true class of an earlier prediction (one per row for a batch)."""
 
-    prediction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    prediction_id: Annotated[str, Field(min_length=1, max_length=iris.MAX_PREDICTION_ID_CHARS)]
     label: int | Annotated[list[int], Field(min_length=1, max_length=iris.MAX_BATCH)]
 
 

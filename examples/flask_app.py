@@ -75,7 +75,7 @@ def routes(service: iris.IrisService) -> Blueprint:
         if not (
             isinstance(body, dict)
             and isinstance(body.get("prediction_id"), str)
-            and 0 < len(body["prediction_id"]) <= 64
+            and 0 < len(body["prediction_id"]) <= iris.MAX_PREDICTION_ID_CHARS
             and (_is_label(body.get("label")) or _is_batch(body.get("label"), _is_label))
         ):
             return jsonify(

@@ -40,6 +40,9 @@ MAX_BATCH = 256
 #: Bytes of a request body at most: a full batch (256 rows of 4 numbers) is under 30 KB of
 #: JSON. A larger body is answered 413 before it is read, so it never sits in memory.
 MAX_BODY_BYTES = 64 * 1024
+#: Characters of a ``/feedback`` prediction id at most: one prediction's is 28 to 40, a batch's
+#: grows with its rows (a full batch of iris classes: 368).
+MAX_PREDICTION_ID_CHARS = 512
 
 #: Drift settings of the service: the library defaults, a window of the last 1000 rows scored
 #: from 500 rows on, against the 150 training rows. At the demo's default rate (20 requests/s,

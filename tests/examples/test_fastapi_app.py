@@ -61,6 +61,23 @@ def test_batch_prediction_counts_every_row(
     assert batch.sum == 3
 
 
+def test_a_full_batch_is_labelled_by_its_batch_id(
+    client: TestClient, telemetry: InMemoryTelemetry, iris_example: ModuleType
+) -> None:
+    # A batch id grows with its rows: a full batch's is far longer than one prediction's.
+    rows = [iris_example.IrisModel().reference[i % 150].tolist()
+            for i in range(iris_example.MAX_BATCH)]  # fmt: skip
+    body = client.post("/predict", json={"features": rows}).json()
+    status = client.post(
+        "/feedback", json={"prediction_id": body["prediction_id"], "label": body["predictions"]}
+    ).status_code
+
+    assert 202 == status
+    matched = sum(p.value for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+                  if p.attributes[semconv.ML_LABEL_OUTCOME] == semconv.LABEL_MATCHED)  # fmt: skip
+    assert iris_example.MAX_BATCH == matched
+
+
 def test_feedback_joins_the_label_and_feeds_accuracy(
     client: TestClient, telemetry: InMemoryTelemetry
 ) -> None:

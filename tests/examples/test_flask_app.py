@@ -61,6 +61,24 @@ def test_batch_and_feedback(client: FlaskClient, telemetry: InMemoryTelemetry) -
     assert {("2", "2"): 1, ("2", "1"): 1} == matched
 
 
+def test_a_full_batch_is_labelled_by_its_batch_id(
+    client: FlaskClient, telemetry: InMemoryTelemetry, iris_example: ModuleType
+) -> None:
+    # A batch id grows with its rows: a full batch's is far longer than one prediction's.
+    rows = [iris_example.IrisModel().reference[i % 150].tolist()
+            for i in range(iris_example.MAX_BATCH)]  # fmt: skip
+    body = client.post("/predict", json={"features": rows}).json
+    assert body is not None
+    status = client.post(
+        "/feedback", json={"prediction_id": body["prediction_id"], "label": body["predictions"]}
+    ).status_code
+
+    assert 202 == status
+    matched = sum(p.value for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
+                  if p.attributes[semconv.ML_LABEL_OUTCOME] == semconv.LABEL_MATCHED)  # fmt: skip
+    assert iris_example.MAX_BATCH == matched
+
+
 @pytest.mark.parametrize("body", [{"features": [1, 2]}, {"features": [[1, 2, 3, True]]}, {}])
 def test_malformed_input_is_422_without_a_predict_span(
     client: FlaskClient, telemetry: InMemoryTelemetry, body: object
