@@ -212,6 +212,26 @@ def known_series_names() -> dict[str, str]:
 #: instance (the process), and the histogram bucket bound.
 SCRAPE_LABELS: Final = frozenset({"job", "instance", "le"})
 
+#: What only the default path has (docs/stack.md, "One set of names on both paths"): the
+#: embedded endpoint serves every worker of a server on one port, each gauge one series per
+#: live worker told apart by this label (counters and histograms are summed over workers) ...
+WORKER_LABEL: Final = "pid"
+#: ... and counts its own failures to take its port, which no other path has.
+DEFAULT_PATH_ONLY_SERIES: Final = frozenset({"ml_monitor_endpoint_errors_total"})
+
+#: Instruments that Prometheus types as gauges (non-monotonic sums are gauges there).
+_GAUGE_INSTRUMENTS: Final = frozenset({"ObservableGauge", "ObservableUpDownCounter",
+                                       "UpDownCounter", "Gauge"})  # fmt: skip
+
+
+def gauge_series() -> frozenset[str]:
+    """The series names of the gauges among :func:`known_series_names`: the ones that carry
+    :data:`WORKER_LABEL` on the default path."""
+    ours = {prometheus_name(spec) for spec in semconv.METRICS
+            if spec.instrument in _GAUGE_INSTRUMENTS}  # fmt: skip
+    return frozenset(ours | PROCESS_METRIC_NAMES | {HTTP_SERVER_ACTIVE_REQUESTS})
+
+
 _METRIC_TOKEN: Final = re.compile(r"\b((?:ml|hw|process|http)_[a-z0-9_]+)\b")
 #: A recording rule's name, ``level:metric:operations`` (``ml:model_accuracy:1h``).
 _RECORDED_TOKEN: Final = re.compile(r"(?<![\w:])([a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_:]+)")

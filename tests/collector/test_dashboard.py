@@ -10,8 +10,10 @@ from stack_files import (
     DASHBOARD,
     DASHBOARD_PROVIDER,
     DATASOURCES,
+    PROCESS_METRIC_NAMES,
     PROCESS_METRICS,
     dashboard_expressions,
+    gauge_series,
     known_label_names,
     known_series_names,
     label_names,
@@ -63,6 +65,25 @@ def test_dashboard_covers_every_section_the_issue_asks_for() -> None:
     expected = ["Traffic", "Latency", "Errors", "Confidence and quality", "Drift",
                 "GPU and process", "Model", "Fleet drift"]  # fmt: skip
     assert expected == rows
+
+
+#: Gauges of one process's own resources: their sum over a server's workers is the server's.
+SUMMABLE_GAUGES = PROCESS_METRIC_NAMES | {"ml_process_gpu_memory_usage_bytes"}
+
+
+def test_panels_aggregate_per_worker_gauges_and_add_up_only_a_process_own_resources() -> None:
+    # A gauge is one series per worker (pid on the default path, instance through the
+    # collector). Read raw it draws a line per worker; summed, a drift flag or a GPU seen by
+    # every worker counts once per worker. Each gauge's innermost aggregation must be max or
+    # min, or a sum for the gauges of a process's own resources.
+    wrong = {}
+    for where, expr in dashboard_expressions():
+        for gauge in metric_names(expr) & gauge_series():
+            wrappers = re.findall(rf"\b(\w+) by \([^()]*\) \({gauge}\b", expr)
+            allowed = {"max", "min", "sum"} if gauge in SUMMABLE_GAUGES else {"max", "min"}
+            if not wrappers or set(wrappers) - allowed:
+                wrong[f"{where} {gauge}"] = wrappers
+    assert {} == wrong
 
 
 def test_every_sdk_metric_but_two_self_checks_is_on_the_dashboard() -> None:

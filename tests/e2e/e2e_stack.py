@@ -12,12 +12,15 @@ rules folder; Jaeger v2 with in-memory storage; VictoriaLogs as the OTLP log sto
 place (Loki's module is not served), reached through the same otlp_http exporter. Every port is
 a free one on 127.0.0.1.
 
-Two paths, each with its own Prometheus and its own run of the FastAPI example (started by its
-documented command, ``python examples/fastapi_app.py``) under the traffic of tests/e2e/traffic.py:
+Two paths, each with its own Prometheus and its own run of the FastAPI example, started by one
+of its documented commands, under the traffic of tests/e2e/traffic.py:
 
-- the collector path: the example exports OTLP to the collector;
-- the default path: no OTLP endpoint, the example serves its embedded /metrics endpoint, which
-  Prometheus scrapes with the job named after the service (the scrape config of docs/stack.md).
+- the collector path: ``python examples/fastapi_app.py`` exporting OTLP to the collector;
+- the default path: no OTLP endpoint, the example under several uvicorn workers
+  (``uvicorn --factory --workers N --app-dir examples fastapi_app:create_app`` with
+  ``OTEL_EXPORTER_PROMETHEUS_PORT``) serving every worker's metrics on one embedded /metrics
+  port, which Prometheus scrapes with the job named after the service (the scrape config of
+  docs/stack.md).
 
 Binaries come from ``bash collector/build.sh`` (cached outside the repo).
 """
@@ -58,6 +61,8 @@ from stack_files import (
 HERE = Path(__file__).resolve().parent
 JAEGER_CONFIG = HERE / "jaeger-config.yaml"
 EXAMPLE = REPO / "examples" / "fastapi_app.py"
+#: uvicorn workers of the default path (the example's docstring runs two).
+WORKERS = 2
 #: Longest wait for a program to answer, or for telemetry to arrive.
 TIMEOUT_S = 60.0
 #: Prometheus' scrape and rule evaluation interval in the tests (15 s in docker-compose.yml).
@@ -226,11 +231,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _start(name: str, command: list[str], workdir: Path, env: dict[str, str]) -> Program:
+def _start(
+    name: str, command: list[str], workdir: Path, env: dict[str, str], cwd: Path | None = None
+) -> Program:
+    """Start ``command`` in ``cwd`` (default ``workdir``), its output in ``workdir``."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd or workdir
         )
     return Program(name, process, log)
 
@@ -363,6 +371,22 @@ def _run_example(workdir: Path, env: dict[str, str], *args: str) -> tuple[Progra
     return example, base_url
 
 
+def _run_example_workers(workdir: Path, metrics_port: int) -> tuple[Program, str]:
+    """Start the FastAPI example under uvicorn workers by its documented command, from the
+    repository root, serving the embedded endpoint on ``metrics_port``."""
+    port = free_port()
+    uvicorn = Path(sys.executable).parent / "uvicorn"
+    example = _start("fastapi-example-workers", [
+        str(uvicorn), "--factory", "--workers", str(WORKERS), "--host", "127.0.0.1",
+        "--port", str(port), "--app-dir", "examples", "fastapi_app:create_app",
+    ], workdir, _clean_env(
+        EXAMPLE_FAULTS="1", PYTHONUNBUFFERED="1", OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+    ), cwd=REPO)  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    _wait_ready(example, f"{base_url}/health")
+    return example, base_url
+
+
 def _drive(base_url: str) -> dict[str, Any]:
     from sklearn.datasets import load_iris
     from traffic import drive
@@ -381,10 +405,12 @@ def _wait_for_everything(prometheus: Prometheus, result: dict[str, Any]) -> None
 
     predictions = f"sum(ml_model_predictions_total{{{selector}}})"
     errors = f"sum(ml_model_errors_total{{{selector}}})"
+    labels = f'sum(ml_model_labels_total{{{selector}, ml_label_outcome="matched"}})'
     eventually(lambda: final(predictions, result["predictions"]),
                "every prediction in Prometheus")  # fmt: skip
     eventually(lambda: final(errors, sum(result["errors"].values())),
                "every error in Prometheus")  # fmt: skip
+    eventually(lambda: final(labels, result["labels"]), "every label matched in Prometheus")
     eventually(lambda: prometheus.promql_has_data(f"ml_drift_detected{{{selector}}} == 1"),
                "the drift detected in Prometheus")  # fmt: skip
 
@@ -417,15 +443,16 @@ def traffic(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def embedded(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[MetricsPath]:
-    """The default path: the example serving its embedded /metrics endpoint (no OTLP endpoint
-    set), scraped by a Prometheus run as compose runs it, with the rules compose mounts and the
-    scrape job docs/stack.md shows for a service's own endpoint (job named after the service)."""
+    """The default path: the example under several uvicorn workers serving one embedded
+    /metrics endpoint (no OTLP endpoint set), scraped by a Prometheus run as compose runs it,
+    with the rules compose mounts and the scrape job docs/stack.md shows for a service's own
+    endpoint (job named after the service)."""
     from traffic import SERVICE_NAME
 
     binary = _required_prometheus()
     workdir = tmp_path_factory.mktemp("default-path")
     metrics_port = free_port()
-    example, base_url = _run_example(workdir, {}, "--prometheus-port", str(metrics_port))
+    example, base_url = _run_example_workers(workdir, metrics_port)
     programs = [example]
     try:
         prometheus, api = start_prometheus(

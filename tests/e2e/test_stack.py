@@ -87,7 +87,8 @@ def test_jaeger_returns_the_request_trace_with_its_predict_span_and_ml_attribute
         semconv.ML_MODEL_TASK: "classification",
         semconv.ML_PREDICTION_CLASS: traffic["ok_class"],
     }.items() <= tags.items()
-    assert len(tags[semconv.ML_PREDICTION_ID]) == 16
+    # The signed id the service answered with, which /feedback joined a label to.
+    assert traffic["ok_prediction_id"] == tags[semconv.ML_PREDICTION_ID]
     assert traffic["service_name"] == trace["processes"][predict["processID"]]["serviceName"]
 
 
