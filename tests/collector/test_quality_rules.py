@@ -30,7 +30,7 @@ def test_the_quality_rules_pass_their_promtool_unit_tests(promtool: str) -> None
 
 
 def _expected(record: str) -> float:
-    for test in yaml.safe_load(QUALITY_TEST.read_text())["tests"]:
+    for test in yaml.safe_load(QUALITY_TEST.read_text())["tests"][:1]:  # the hand-computed one
         for case in test["promql_expr_test"]:
             if case["expr"] == record:
                 (sample,) = case["exp_samples"]
@@ -53,7 +53,7 @@ def _per_minute(test: dict[str, object], model: str) -> dict[tuple[str, str], in
 def test_the_hand_computed_scores_are_scikit_learns() -> None:
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    (test,) = yaml.safe_load(QUALITY_TEST.read_text())["tests"]
+    test = yaml.safe_load(QUALITY_TEST.read_text())["tests"][0]  # the hand-computed matrix
     predicted: list[str] = []
     actual: list[str] = []
     for (p, t), count in _per_minute(test, "iris").items():

@@ -6,6 +6,7 @@ sent all matched; promtool's lint clean on the default path's merged endpoint.""
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import time
@@ -143,6 +144,7 @@ def test_only_gpu_and_regression_expressions_may_lack_data() -> None:
         "panel 'GPU temperature and power' A", "panel 'GPU temperature and power' B",
         "GPUMemoryHigh",
         "panel 'MAE, RMSE (regression)' A", "panel 'MAE, RMSE (regression)' B",
+        "ml:model_absolute_error:increase1h", "ml:model_squared_error:increase1h",
         "ml:model_mae:1h", "ml:model_rmse:1h",
     } == exempt  # fmt: skip
 
@@ -213,6 +215,47 @@ def test_every_label_sent_matched_into_the_confusion_matrix_sent(path: MetricsPa
         counted[cell] = int(float(item["value"][1]))
     sent = {("matched", *cell.split("|")): n for cell, n in path.traffic["confusion"].items()}
     assert sent == counted
+
+
+def test_the_quality_rules_score_exactly_the_labels_sent(path: MetricsPath) -> None:
+    # The fleet recording rules on real traffic: the hour's matrix is the one sent, the
+    # scores scikit-learn's on it.
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    selector = f'job="{path.traffic["service_name"]}", ml_model_name="{path.traffic["model_name"]}"'
+    predicted: list[str] = []
+    actual: list[str] = []
+    for cell, count in path.traffic["confusion"].items():
+        p, t = cell.split("|")
+        predicted += [p] * count
+        actual += [t] * count
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        actual, predicted, average="macro", zero_division=0
+    )
+    expected = {
+        "ml:model_labels_matched:increase1h": float(len(actual)),
+        "ml:model_accuracy:1h": accuracy_score(actual, predicted),
+        "ml:model_precision:1h": precision, "ml:model_recall:1h": recall,
+        "ml:model_f1_score:1h": f1,
+    }  # fmt: skip
+
+    def settled() -> dict[str, float] | None:
+        """The recorded scores once an evaluation after the last label has run."""
+        found = {}
+        for record in expected:
+            (item,) = path.prometheus.promql(f"{record}{{{selector}}}")
+            found[record] = float(item["value"][1])
+        matched = "ml:model_labels_matched:increase1h"
+        return found if found[matched] == expected[matched] else None
+
+    got = eventually(settled, "the recorded quality of every label sent")
+    assert all(math.isclose(expected[k], got[k], rel_tol=1e-12) for k in expected), (expected, got)
+    matrix = {
+        "|".join((item["metric"]["ml_prediction_class"], item["metric"]["ml_label_class"])):
+            float(item["value"][1])
+        for item in path.prometheus.promql(f"ml:model_confusion:increase1h{{{selector}}}")
+    }  # fmt: skip
+    assert {cell: float(n) for cell, n in path.traffic["confusion"].items()} == matrix
 
 
 def test_the_promql_of_docs_stack_returns_data(path: MetricsPath) -> None:
