@@ -40,3 +40,8 @@ shares it. Unset: a key file shared by the processes of one host and user (never
 
 OTEL_MLMON_LABEL_KEY_PREVIOUS: Final = "OTEL_MLMON_LABEL_KEY_PREVIOUS"
 """The key before the last rotation: ids it signed still verify (never logged)."""
+
+OTEL_MLMON_FLEET_VERSIONS: Final = "OTEL_MLMON_FLEET_VERSIONS"
+"""Comma-separated versions of the model served elsewhere in the fleet during a rollout (the
+stable one and the canary): their prediction ids verify here too, so labels and outcomes that
+reach this replica count for the version that made the prediction."""

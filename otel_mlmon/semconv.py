@@ -45,6 +45,13 @@ ML_BATCH_SIZE: Final = "ml.batch.size"
 ML_LABEL_OUTCOME: Final = "ml.label.outcome"
 ML_LABEL_CLASS: Final = "ml.label.class"
 ML_REJECTION_REASON: Final = "ml.rejection.reason"
+#: ``shadow`` on every series of a shadow's predictions (ModelMonitor.shadow()); absent on a
+#: served version's.
+ML_MODEL_ROLE: Final = "ml.model.role"
+ML_OUTCOME_KIND: Final = "ml.outcome.kind"
+ML_OUTCOME_STATUS: Final = "ml.outcome.status"
+ML_SHADOW_AGREEMENT: Final = "ml.shadow.agreement"
+ML_SHADOW_CHAMPION_VERSION: Final = "ml.shadow.champion.version"
 ML_FEATURE_NAME: Final = "ml.feature.name"
 ML_DRIFT_METHOD: Final = "ml.drift.method"
 ML_DRIFT_STATE: Final = "ml.drift.state"
@@ -86,12 +93,29 @@ LABEL_INVALID: Final = "invalid"
 LABEL_EXPIRED: Final = "expired"
 LABEL_DUPLICATE: Final = "duplicate"
 
+#: ``ml.model.role`` of a shadow (a challenger recorded on live traffic, never served).
+ROLE_SHADOW: Final = "shadow"
+
+#: ``ml.outcome.status`` values (``ml.model.outcomes``): what happened to a business outcome.
+OUTCOME_MATCHED: Final = "matched"
+OUTCOME_INVALID: Final = "invalid"
+OUTCOME_EXPIRED: Final = "expired"
+OUTCOME_BAD_VALUE: Final = "bad_value"
+OUTCOME_UNKNOWN_KIND: Final = "unknown_kind"
+#: ``ml.outcome.kind`` of an outcome whose kind was not declared (Outcomes(kinds=...)).
+OTHER_OUTCOME_KIND: Final = "_OTHER"
+
+#: ``ml.shadow.agreement`` values: the shadow's output against the served one, per row.
+SHADOW_AGREE: Final = "agree"
+SHADOW_DISAGREE: Final = "disagree"
+
 #: ``ml.rejection.reason`` values: why an input was not used, with what it means.
 REJECT_CONFIDENCE_INVALID: Final = "confidence_invalid"
 REJECT_CONFIDENCE_LENGTH: Final = "confidence_length_mismatch"
 REJECT_PREDICTION_INVALID: Final = "prediction_invalid"
 REJECT_RECORDED_TWICE: Final = "recorded_twice"
 REJECT_VALUE_TRUNCATED: Final = "value_truncated"
+REJECT_SHADOW_UNPAIRED: Final = "shadow_unpaired"
 REJECTION_REASONS: Final[dict[str, str]] = {
     REJECT_CONFIDENCE_INVALID: "A confidence that is not a finite number in [0, 1].",
     REJECT_CONFIDENCE_LENGTH: "A batch whose confidences do not match its predictions.",
@@ -99,6 +123,8 @@ REJECTION_REASONS: Final[dict[str, str]] = {
     REJECT_RECORDED_TWICE: "A second record() on the same prediction.",
     REJECT_VALUE_TRUNCATED: "A class or label whose text was cut to the attribute value length "
     "limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, default 256 characters); the cut text is used.",
+    REJECT_SHADOW_UNPAIRED: "A shadow prediction that could not be compared with the served one "
+    "(nothing usable recorded on either, or batches of different lengths).",
 }
 
 # --- log events -----------------------------------------------------------------------------
@@ -217,6 +243,10 @@ ML_MODEL_LABELS: Final = "ml.model.labels"
 ML_MODEL_ABSOLUTE_ERROR: Final = "ml.model.absolute_error"
 ML_MODEL_SQUARED_ERROR: Final = "ml.model.squared_error"
 ML_MODEL_CLASS_OVERFLOWS: Final = "ml.model.class.overflows"
+ML_MODEL_OUTCOMES: Final = "ml.model.outcomes"
+ML_MODEL_OUTCOME_VALUE: Final = "ml.model.outcome.value"
+ML_MODEL_OUTCOME_SCORE: Final = "ml.model.outcome.score"
+ML_MODEL_SHADOW_COMPARISONS: Final = "ml.model.shadow.comparisons"
 ML_MONITOR_REJECTED_INPUTS: Final = "ml.monitor.rejected_inputs"
 ML_MONITOR_ENDPOINT_ERRORS: Final = "ml.monitor.endpoint.errors"
 ML_DRIFT_SCORE: Final = "ml.drift.score"
@@ -246,6 +276,12 @@ CONFIDENCE_BUCKETS: Final[Sequence[float]] = (
 BATCH_SIZE_BUCKETS: Final[Sequence[float]] = (
     1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096,
 )  # fmt: skip
+# Scores people give: a fraction (0-1), stars (1-5), a 0-10 scale; whole numbers fall on a bound.
+SCORE_BUCKETS: Final[Sequence[float]] = (
+    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+)  # fmt: skip
+#: Unit of ml.model.outcome.value unless Outcomes(unit=...) declares one (a currency: {USD}).
+DEFAULT_OUTCOME_UNIT: Final = "{value}"
 
 MODEL_ATTRIBUTES: Final = (ML_MODEL_NAME, ML_MODEL_VERSION)
 
@@ -320,6 +356,22 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     _spec(ML_MODEL_CLASS_OVERFLOWS, "Counter", "{prediction}",
           MODEL_ATTRIBUTES,
           "Predictions whose class was reported as _OTHER because the class bound was reached."),
+    _spec(ML_MODEL_OUTCOMES, "ObservableCounter", "{outcome}",
+          (*MODEL_ATTRIBUTES, ML_OUTCOME_KIND, ML_OUTCOME_STATUS),
+          "Business outcomes received (record_outcome), by declared kind and status; matched "
+          "ones count for the version that made the prediction. Summed over processes."),
+    _spec(ML_MODEL_OUTCOME_VALUE, "ObservableCounter", DEFAULT_OUTCOME_UNIT,
+          (*MODEL_ATTRIBUTES, ML_OUTCOME_KIND),
+          "Sum of the values of matched outcomes (revenue, ...), by kind, for the version that "
+          "made the prediction; the unit is the one Outcomes(unit=...) declares, e.g. {USD}."),
+    _spec(ML_MODEL_OUTCOME_SCORE, "Histogram", "{score}",
+          (*MODEL_ATTRIBUTES, ML_OUTCOME_KIND),
+          "Scores of matched outcomes of a score kind (a rating), for the version that made "
+          "the prediction."),
+    _spec(ML_MODEL_SHADOW_COMPARISONS, "ObservableCounter", "{comparison}",
+          (*MODEL_ATTRIBUTES, ML_MODEL_ROLE, ML_SHADOW_CHAMPION_VERSION, ML_SHADOW_AGREEMENT),
+          "Shadow predictions compared with the served prediction of the same request, per "
+          "row, by agreement: agree / all is the agreement rate."),
     _spec(ML_MONITOR_REJECTED_INPUTS, "Counter", "{input}",
           (*MODEL_ATTRIBUTES, ML_REJECTION_REASON),
           "Inputs the monitor could not use (never raised to the caller), by reason."),
@@ -390,6 +442,18 @@ ATTRIBUTES: Final[tuple[AttributeSpec, ...]] = (
     AttributeSpec(ML_LABEL_CLASS, "bounded set, overflow `_OTHER`",
                   "Ground-truth class of a matched label (classification), bounded with "
                   "ml.prediction.class."),
+    AttributeSpec(ML_MODEL_ROLE, "`shadow` (absent: served)",
+                  "On every series of a shadow's predictions (ModelMonitor.shadow())."),
+    AttributeSpec(ML_OUTCOME_KIND, "declared set (Outcomes), overflow `_OTHER`",
+                  "Kind of business outcome (revenue, click, rating, ...)."),
+    AttributeSpec(ML_OUTCOME_STATUS,
+                  "`matched`, `invalid`, `expired`, `bad_value`, `unknown_kind`",
+                  "What happened to an outcome (docs/rollouts.md)."),
+    AttributeSpec(ML_SHADOW_AGREEMENT, "`agree`, `disagree`",
+                  "Whether a shadow's output equals the served one (a regression: within "
+                  "the shadow's tolerance)."),
+    AttributeSpec(ML_SHADOW_CHAMPION_VERSION, "a served version",
+                  "Version whose served prediction a shadow's was compared with."),
     AttributeSpec(ML_REJECTION_REASON, "documented fixed set",
                   "Why an input was not used (see docs/semantic-conventions.md); drift: "
                   "`drift_missing_value`, `drift_not_numeric` (per value), "
@@ -518,6 +582,33 @@ def create_ml_model_squared_error(
     return _observable_counter(meter, ML_MODEL_SQUARED_ERROR, callbacks)
 
 
+def create_ml_model_outcomes(meter: Meter, callbacks: Sequence[CallbackT]) -> ObservableCounter:
+    """``ml.model.outcomes``: business outcomes received, by kind and status."""
+    return _observable_counter(meter, ML_MODEL_OUTCOMES, callbacks)
+
+
+def create_ml_model_outcome_value(
+    meter: Meter, callbacks: Sequence[CallbackT], unit: str = DEFAULT_OUTCOME_UNIT
+) -> ObservableCounter:
+    """``ml.model.outcome.value``: sum of matched outcome values, in ``unit`` (``{USD}``)."""
+    spec = _BY_NAME[ML_MODEL_OUTCOME_VALUE]
+    return meter.create_observable_counter(
+        spec.name, callbacks=callbacks, unit=unit, description=spec.description
+    )
+
+
+def create_ml_model_outcome_score(meter: Meter) -> Histogram:
+    """``ml.model.outcome.score``: scores (ratings) of matched outcomes."""
+    return _histogram(meter, ML_MODEL_OUTCOME_SCORE, SCORE_BUCKETS)
+
+
+def create_ml_model_shadow_comparisons(
+    meter: Meter, callbacks: Sequence[CallbackT]
+) -> ObservableCounter:
+    """``ml.model.shadow.comparisons``: shadow rows compared with served ones, by agreement."""
+    return _observable_counter(meter, ML_MODEL_SHADOW_COMPARISONS, callbacks)
+
+
 def create_ml_model_class_overflows(meter: Meter) -> Counter:
     """``ml.model.class.overflows``: predictions folded into the ``_OTHER`` class."""
     return _counter(meter, ML_MODEL_CLASS_OVERFLOWS)
@@ -633,6 +724,10 @@ FACTORIES: Final[dict[str, Callable[..., object]]] = {
     ML_MODEL_ABSOLUTE_ERROR: create_ml_model_absolute_error,
     ML_MODEL_SQUARED_ERROR: create_ml_model_squared_error,
     ML_MODEL_CLASS_OVERFLOWS: create_ml_model_class_overflows,
+    ML_MODEL_OUTCOMES: create_ml_model_outcomes,
+    ML_MODEL_OUTCOME_VALUE: create_ml_model_outcome_value,
+    ML_MODEL_OUTCOME_SCORE: create_ml_model_outcome_score,
+    ML_MODEL_SHADOW_COMPARISONS: create_ml_model_shadow_comparisons,
     ML_MONITOR_REJECTED_INPUTS: create_ml_monitor_rejected_inputs,
     ML_MONITOR_ENDPOINT_ERRORS: create_ml_monitor_endpoint_errors,
     ML_DRIFT_SCORE: create_ml_drift_score,

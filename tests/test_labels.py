@@ -143,7 +143,9 @@ def test_the_previous_key_comes_from_the_environment(
     old_id = _predict(ModelMonitor("iris", labels=Labels(key=KEY), trace=False), 1)
     monkeypatch.setenv("OTEL_MLMON_LABEL_KEY", "n" * 32)
     monkeypatch.setenv("OTEL_MLMON_LABEL_KEY_PREVIOUS", KEY)
-    ModelMonitor("iris", trace=False, **telemetry.providers).record_label(old_id, 1)
+    # Kept in a name: a monitor that is garbage-collected stops reporting (weakly held owners).
+    monitor = ModelMonitor("iris", trace=False, **telemetry.providers)
+    monitor.record_label(old_id, 1)
     assert {"matched": 1} == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
 
 

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_mlmon import ConfigurationError, ModelMonitor, _guard, semconv
 from otel_mlmon.context import get_model
 from otel_mlmon.monitor import Classes, Drift, Labels
+from otel_mlmon.monitor._versions import MAX_PREVIOUS
 from otel_mlmon.testing import InMemoryTelemetry
 
 
@@ -530,14 +531,16 @@ def test_an_id_read_before_record_names_no_output_and_its_label_counts_invalid(
     assert {("2", "0"): 1} == _matrix(telemetry)
 
 
-def test_an_id_of_a_replaced_version_counts_invalid(telemetry: InMemoryTelemetry) -> None:
+def test_a_label_for_a_replaced_version_counts_for_the_version_that_made_it(
+    telemetry: InMemoryTelemetry,
+) -> None:
     monitor = _monitor(telemetry, trace=False)
     with monitor.predict() as p:
         p.record(1)
     monitor.update_model("1.3.0")
     monitor.record_label(p.id, 1)
 
-    assert [("1.3.0", "invalid", 1)] == [
+    assert [("1.2.0", "matched", 1)] == [
         (p.attributes[semconv.ML_MODEL_VERSION], p.attributes[semconv.ML_LABEL_OUTCOME], p.value)
         for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
     ]
@@ -669,7 +672,7 @@ def test_a_model_name_longer_than_the_limit_fails_fast() -> None:
         ModelMonitor("m" * 257)
 
 
-def test_update_model_retires_the_replaced_versions_label_series(
+def test_update_model_keeps_the_last_replaced_versions_and_retires_older_ones(
     telemetry: InMemoryTelemetry,
 ) -> None:
     monitor = _monitor(telemetry, trace=False)
@@ -682,7 +685,8 @@ def test_update_model_retires_the_replaced_versions_label_series(
             telemetry.metrics()  # a reader collected while the old versions were current
 
     labels = telemetry.metric_points(semconv.ML_MODEL_LABELS)
-    assert [("v1999", "matched", "1", 1)] == [
+    kept = [f"v{n}" for n in range(2000 - 1 - MAX_PREVIOUS, 2000)]
+    assert [(version, "matched", "1", 1) for version in kept] == sorted(
         (
             p.attributes[semconv.ML_MODEL_VERSION],
             p.attributes[semconv.ML_LABEL_OUTCOME],
@@ -690,7 +694,7 @@ def test_update_model_retires_the_replaced_versions_label_series(
             p.value,
         )
         for p in labels
-    ]
+    )
     for name in (semconv.ML_MODEL_INFO, semconv.ML_MODEL_LOAD_TIME):
         versions = [p.attributes[semconv.ML_MODEL_VERSION] for p in telemetry.metric_points(name)]
         assert ["v1999"] == versions, name

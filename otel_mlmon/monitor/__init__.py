@@ -1,9 +1,11 @@
 """``ModelMonitor``: spans and metrics around the predictions of one model.
 
 A facade over parts with one job each: the instrument bundle (``_instruments``), the attribute
-dicts of the served version (``_attributes``), the per-call recorder behind :class:`Prediction`
-(``_recorder``), the label join (``labels``) and quality counting (``quality``). It records
-through the OpenTelemetry API only, into the global providers or the ones passed in.
+dicts of a version (``_attributes``), the per-call recorder behind :class:`Prediction`
+(``_recorder``), the versions whose ids verify here (``_versions``), the label join (``labels``,
+``_join``) and quality counting (``quality``), business outcomes (``outcomes``) and shadow
+predictions (``shadow``). It records through the OpenTelemetry API only, into the global
+providers or the ones passed in.
 
 The recording path costs microseconds: attribute dicts are built once and reused, nothing here
 imports scipy or scikit-learn, and the heavy work runs when a metric reader collects.
@@ -33,6 +35,7 @@ from otel_mlmon.monitor._config import (
     Drift,
     Labels,
     LegacyKeywords,
+    Outcomes,
     Task,
     settings_from_legacy,
 )
@@ -41,14 +44,26 @@ from otel_mlmon.monitor._join import LabelJoin
 from otel_mlmon.monitor._outputs import record_exception
 from otel_mlmon.monitor._recorder import Prediction, Recorder
 from otel_mlmon.monitor._served import ServedModel, check_length, drift_processor
+from otel_mlmon.monitor._versions import Versions
 from otel_mlmon.monitor._wrap import wrap_predict
-from otel_mlmon.monitor.quality import QualityCounts
+from otel_mlmon.monitor.outcomes import OutcomeJoin, observe_outcomes
+from otel_mlmon.monitor.shadow import ShadowMonitor, ShadowPrediction, shadow_of
 from otel_mlmon.version import __version__
 
 if TYPE_CHECKING:
     from otel_mlmon.drift.processor import DriftConfig
 
-__all__ = ["Classes", "Drift", "Labels", "ModelMonitor", "Prediction", "Task"]
+__all__ = [
+    "Classes",
+    "Drift",
+    "Labels",
+    "ModelMonitor",
+    "Outcomes",
+    "Prediction",
+    "ShadowMonitor",
+    "ShadowPrediction",
+    "Task",
+]
 
 # The Flask integration records a view's exception on its server span the way a failing
 # prediction's is recorded (instrumentation/flask.py imports it from here).
@@ -69,7 +84,10 @@ class ModelMonitor:
             (predictions counted by class), ``"regression"`` or ``"other"`` (no quality).
         classes: the known class values, or a :class:`Classes` (known values, bound).
         drift: a :class:`Drift` (reference, feature names, settings) or a ``DriftConfig``.
-        labels: a :class:`Labels`: how delayed labels join (max age).
+        labels: a :class:`Labels`: how delayed labels and outcomes join (key, max age, the
+            fleet's other versions).
+        outcomes: an :class:`Outcomes`: the business outcome kinds :meth:`record_outcome`
+            accepts, and their unit.
         trace: open a span per prediction (``False`` records metrics only).
         record_exception_messages: put a failing prediction's exception message on its span
             (off by default: model libraries put the input into their messages).
@@ -81,6 +99,7 @@ class ModelMonitor:
     .. versionadded:: 0.1.0
     .. versionchanged:: 0.2.0 ``classes``, ``drift`` and ``labels`` take groups; the keywords
        they replace are deprecated.
+    .. versionchanged:: 0.3.0 ``outcomes``, :meth:`record_outcome` and :meth:`shadow`.
     """
 
     def __init__(
@@ -93,6 +112,7 @@ class ModelMonitor:
         classes: Iterable[Hashable] | Classes | None = None,
         drift: Drift | DriftConfig | None = None,
         labels: Labels | None = None,
+        outcomes: Outcomes | None = None,
         trace: bool = True,
         record_exception_messages: bool = False,
         tracer_provider: TracerProvider | None = None,
@@ -115,22 +135,28 @@ class ModelMonitor:
         )
         self.name = name
         self.task: Task = task
+        if outcomes is not None and not isinstance(outcomes, Outcomes):
+            raise ConfigurationError(f"outcomes must be an Outcomes, not {type(outcomes).__name__}")
+        self._versions = Versions(
+            self._model.attributes, version, self._labels.resolved_fleet_versions()
+        )
         meter = _observables.meter_for(meter_provider)
         self._recorder = self._model.recorder = Recorder(
             self,
-            self._model.attributes(version),
+            self._versions.served.attributes,
             instruments_for(meter),
             trace_api.get_tracer("otel_mlmon", __version__, tracer_provider),
             traced=trace,
             exception_messages=record_exception_messages,
         )
-        self._join = LabelJoin(
-            self._recorder,
-            QualityCounts(self._recorder.attributes),
-            self._labels.max_age_seconds,
-            self._label_cut,
+        max_age = self._labels.max_age_seconds
+        self._join = LabelJoin(self._versions, max_age, self._label_cut)
+        outcomes = outcomes or Outcomes()
+        self._outcomes = OutcomeJoin(
+            self._versions, outcomes, max_age, self._recorder.instruments.outcome_scores
         )
-        self._model.observe(meter, self._join.quality)
+        self._model.observe(meter, self._versions)
+        observe_outcomes(meter, self._versions, outcomes)
         if drift_group is not None:
             self._recorder.drift = drift_processor(meter, self._recorder, drift_group, task)
         _monitors.add(self)
@@ -172,6 +198,42 @@ class ModelMonitor:
         except Exception as exc:
             internal_error("ModelMonitor.record_label", exc)
 
+    def record_outcome(self, prediction_id: str, kind: str, value: float | None = None) -> None:
+        """Count a business outcome of a prediction: ``record_outcome(p.id, "revenue", 12.5)``,
+        ``record_outcome(p.id, "click")``, ``record_outcome(p.id, "rating", 4)``.
+
+        ``prediction_id`` is a :attr:`Prediction.id` (or one of its ``ids``) from any process
+        that shares the key; the outcome counts for the version that made the prediction.
+        ``kind`` is one declared in ``Outcomes(kinds=..., scores=...)``; ``value`` (a finite
+        number, at least 0) is summed for a kind, recorded in the score histogram for a score
+        (required there). Counted under ``ml.model.outcomes`` by ``ml.outcome.status``
+        (``matched``, ``invalid``, ``expired``, ``bad_value``, ``unknown_kind``); never
+        raises. Each call counts: one prediction may earn several outcomes.
+
+        .. versionadded:: 0.3.0
+        """
+        try:
+            self._outcomes.join(prediction_id, kind, value)
+        except Exception as exc:
+            internal_error("ModelMonitor.record_outcome", exc)
+
+    def shadow(self, version: str, *, trace: bool = False, tolerance: float = 0.0) -> ShadowMonitor:
+        """A challenger ``version`` recorded on this monitor's requests without serving them
+        (see :mod:`otel_mlmon.monitor.shadow`): ``with shadow.predict(p) as s: s.record(y)``.
+
+        Its series carry ``ml.model.role=shadow``; each row is compared with the served one
+        (``ml.model.shadow.comparisons``; a regression agrees within ``tolerance``); its ids
+        join labels and outcomes here. ``trace=True`` opens a span per shadow prediction.
+        Asked twice for one version, it returns a monitor on the same counts.
+
+        Raises:
+            ConfigurationError: ``version`` is served here or in the fleet, too many shadows,
+                or a negative tolerance.
+
+        .. versionadded:: 0.3.0
+        """
+        return shadow_of(self._recorder, self._versions.shadow(version), trace, tolerance)
+
     def model_loaded(
         self, *, framework: str | None = None, metrics: Mapping[str, float] | None = None
     ) -> None:
@@ -193,12 +255,12 @@ class ModelMonitor:
     def update_model(
         self, version: str, *, reason: str | None = None, metrics: Mapping[str, float] | None = None
     ) -> None:
-        """Switch to a new model ``version``: new attributes, labels counted from zero (ids of
-        the old version count ``invalid``; its series stop), and a ``model_updated`` event."""
+        """Switch to a new model ``version``: new attributes and a ``model_updated`` event.
+
+        Ids of the replaced version still verify (the last 8 replaced, and the fleet's
+        versions): their labels and outcomes count for it."""
         old = self.version
-        self._recorder.attributes = self._model.attributes(version)
-        # The replaced version's series stop: a reader reports only what is observed.
-        self._join.quality.start(self._recorder.attributes)
+        self._recorder.attributes = self._versions.serve(version).attributes
         self._model.loaded_at = time.time()
         if self._recorder.drift is not None:
             self._recorder.drift.model_updated()
@@ -240,8 +302,7 @@ class ModelMonitor:
         self._recorder.reject(semconv.REJECT_VALUE_TRUNCATED, count)
 
     def _reset_after_fork(self) -> None:
-        self._recorder.attributes.reset_after_fork()
-        self._join.quality.reset_after_fork()
+        self._versions.reset_after_fork()
         if self._recorder.drift is not None:
             self._recorder.drift.reset_after_fork()
 

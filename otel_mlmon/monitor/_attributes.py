@@ -63,6 +63,7 @@ class ModelAttributes:
         "model",
         "overflow",
         "regression",
+        "role",
         "span",
         "task",
     )
@@ -74,12 +75,16 @@ class ModelAttributes:
         task: str,
         max_classes: int,
         known: Sequence[Hashable] | None = None,
+        role: str | None = None,
     ) -> None:
         self.model = ModelContext(name, version)
         self.task = task
+        #: ``ml.model.role`` of every series (``shadow``), or None for a served version.
+        self.role = role
         self.base: Mapping[str, str] = {
             semconv.ML_MODEL_NAME: name,
             semconv.ML_MODEL_VERSION: version,
+            **({semconv.ML_MODEL_ROLE: role} if role else {}),
         }
         self.span: Mapping[str, str] = {**self.base, semconv.ML_MODEL_TASK: task}
         self.overflow: Mapping[str, str] = {

@@ -15,14 +15,15 @@ are accepted with the warning and have no effect (labels no longer wait in memor
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
-from otel_mlmon import _env
-from otel_mlmon.environment_variables import OTEL_MLMON_MAX_CLASSES
+from otel_mlmon import _env, semconv
+from otel_mlmon.environment_variables import OTEL_MLMON_FLEET_VERSIONS, OTEL_MLMON_MAX_CLASSES
 from otel_mlmon.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -99,15 +100,21 @@ class Labels:
             processes of this host and user.
         previous_keys: keys that still verify ids (a rotation); default
             ``OTEL_MLMON_LABEL_KEY_PREVIOUS``.
-        max_age: labels for predictions older than this (default 30 days) count as
-            ``expired``; a ``timedelta`` or seconds.
+        max_age: labels (and outcomes) for predictions older than this (default 30 days)
+            count as ``expired``; a ``timedelta`` or seconds.
+        fleet_versions: other versions of this model served in the fleet (a rollout's stable
+            version and its canary, on other replicas): their ids verify here too, and their
+            labels and outcomes count for them. Default: ``OTEL_MLMON_FLEET_VERSIONS``
+            (comma-separated). They share this monitor's name, task and classes.
 
     .. versionadded:: 0.2.0
+    .. versionchanged:: 0.3.0 ``fleet_versions``.
     """
 
     key: str | bytes | None = field(default=None, repr=False)
     previous_keys: Sequence[str | bytes] = field(default=(), repr=False)
     max_age: timedelta | float = DEFAULT_LABEL_MAX_AGE
+    fleet_versions: Sequence[str] | None = None
     _seconds: float = field(init=False, repr=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -121,11 +128,102 @@ class Labels:
             object.__setattr__(self, "previous_keys", (self.previous_keys,))
         object.__setattr__(self, "previous_keys", tuple(self.previous_keys))
         object.__setattr__(self, "_seconds", float(seconds))
+        if self.fleet_versions is not None:
+            object.__setattr__(self, "fleet_versions", _versions(self.fleet_versions))
 
     @property
     def max_age_seconds(self) -> float:
         """``max_age`` in seconds."""
         return self._seconds
+
+    def resolved_fleet_versions(self) -> tuple[str, ...]:
+        """``fleet_versions``, else ``OTEL_MLMON_FLEET_VERSIONS``, else none.
+
+        Raises:
+            ConfigurationError: more than :data:`MAX_FLEET_VERSIONS`, or an empty name.
+        """
+        if self.fleet_versions is not None:
+            return tuple(self.fleet_versions)
+        listed = _env.raw(OTEL_MLMON_FLEET_VERSIONS)
+        if listed is None:
+            return ()
+        return _versions([item.strip() for item in listed.split(",") if item.strip()])
+
+
+#: Other versions one monitor verifies ids of, at most.
+MAX_FLEET_VERSIONS: Final = 16
+
+
+def _versions(versions: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(versions, str) or not all(isinstance(v, str) and v.strip() for v in versions):
+        raise ConfigurationError("fleet_versions must be a sequence of non-empty version strings")
+    unique = tuple(dict.fromkeys(versions))
+    if len(unique) > MAX_FLEET_VERSIONS:
+        raise ConfigurationError(
+            f"{len(unique)} fleet versions; at most {MAX_FLEET_VERSIONS} are verified"
+        )
+    return unique
+
+
+#: Declared outcome kinds (counted and scored together) one monitor accepts, at most.
+MAX_OUTCOME_KINDS: Final = 32
+#: Largest outcome value accepted by default: a hostile 1e300 would swamp every sum.
+DEFAULT_MAX_OUTCOME_VALUE: Final = 1e9
+_KIND: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
+# A unit as the OTel rules spell one: UCUM, or an annotation in braces ({USD}), no spaces.
+_UNIT: Final = re.compile(r"[A-Za-z0-9%/.*^{}_-]{1,32}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcomes:
+    """The business outcomes a monitor accepts through :meth:`ModelMonitor.record_outcome`.
+
+    Attributes:
+        kinds: outcomes counted, with their values summed when given (``"revenue"`` with an
+            amount, ``"click"`` without): ``ml.model.outcomes`` and ``ml.model.outcome.value``.
+        scores: outcomes whose value is a score with a distribution that matters (a rating):
+            ``ml.model.outcome.score``, a histogram.
+        unit: the unit of every summed value, as OTel spells units (a currency as an
+            annotation: ``{USD}``, ``{EUR}``); one unit per meter provider.
+        max_value: larger values (and negative or non-finite ones) count ``bad_value``.
+
+    Any other kind counts ``unknown_kind`` under ``ml.outcome.kind=_OTHER``: a caller can
+    never add series.
+
+    .. versionadded:: 0.3.0
+    """
+
+    kinds: Sequence[str] = ()
+    scores: Sequence[str] = ()
+    unit: str = semconv.DEFAULT_OUTCOME_UNIT
+    max_value: float = DEFAULT_MAX_OUTCOME_VALUE
+
+    def __post_init__(self) -> None:
+        for name in ("kinds", "scores"):
+            declared = getattr(self, name)
+            if isinstance(declared, str) or not all(isinstance(k, str) for k in declared):
+                raise ConfigurationError(f"outcome {name} must be a sequence of strings")
+            object.__setattr__(self, name, tuple(dict.fromkeys(declared)))
+        every = (*self.kinds, *self.scores)
+        bad = [k for k in every if not _KIND.fullmatch(k)]
+        if bad:
+            raise ConfigurationError(
+                f"outcome kinds are 1-63 of A-Z a-z 0-9 _ . : - (from a letter or digit): {bad}"
+            )
+        if len(set(every)) < len(every):
+            raise ConfigurationError("an outcome kind is declared both as a kind and a score")
+        if len(every) > MAX_OUTCOME_KINDS:
+            raise ConfigurationError(f"{len(every)} outcome kinds; at most {MAX_OUTCOME_KINDS}")
+        if not isinstance(self.unit, str) or not _UNIT.fullmatch(self.unit):
+            raise ConfigurationError(f"outcome unit must be a UCUM unit or {{annotation}}, "
+                                     f"not {self.unit!r}")  # fmt: skip
+        limit = self.max_value
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, (int, float))
+            or not (math.isfinite(limit) and limit > 0)
+        ):
+            raise ConfigurationError(f"outcome max_value must be positive, not {limit!r}")
 
 
 class LegacyKeywords(TypedDict, total=False):

@@ -23,6 +23,7 @@ class Instruments:
         "confidence",
         "duration",
         "errors",
+        "outcome_scores",
         "overflows",
         "predictions",
         "rejected",
@@ -36,6 +37,7 @@ class Instruments:
         self.errors: Counter = semconv.create_ml_model_errors(meter)
         self.overflows: Counter = semconv.create_ml_model_class_overflows(meter)
         self.rejected: Counter = semconv.create_ml_monitor_rejected_inputs(meter)
+        self.outcome_scores: Histogram = semconv.create_ml_model_outcome_score(meter)
 
 
 _lock = threading.Lock()

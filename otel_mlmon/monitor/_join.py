@@ -1,20 +1,23 @@
 """``record_label``: verify a prediction id, then count the label against what it carries.
 
-Outcomes (``ml.label.outcome``): ``matched``; ``invalid`` (not a string, malformed, a bad
-signature, another model or version, no recorded output, or a label that does not fit it);
-``expired`` (the prediction is older than ``Labels.max_age``); ``duplicate`` (this process
-matched the same id recently, see :mod:`otel_mlmon.monitor.quality`). Nothing is kept for an
-id that does not verify.
+The label counts for the version that made the prediction (see ``_versions``); one that does
+not join counts for the served version. Outcomes (``ml.label.outcome``): ``matched``;
+``invalid`` (not a string, malformed, a bad signature, another model, a version this monitor
+does not verify, no recorded output, or a label that does not fit it); ``expired`` (the
+prediction is older than ``Labels.max_age``); ``duplicate`` (this process matched the same id
+recently, see :mod:`otel_mlmon.monitor.quality`). Nothing is kept for an id that does not
+verify.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final
 
 from otel_mlmon import semconv
 from otel_mlmon.monitor._attributes import ModelAttributes, invalid_class, scalar
+from otel_mlmon.monitor._versions import Versions
 from otel_mlmon.monitor.labels import BATCH, Decoded, label_rows, regression_value
 from otel_mlmon.monitor.quality import QualityCounts
 
@@ -23,38 +26,25 @@ _FAST: Final = frozenset({int, str})
 _CLASS: Final = semconv.ML_PREDICTION_CLASS
 
 
-class Serving(Protocol):
-    """Where the served version's attributes are read (the recorder)."""
-
-    attributes: ModelAttributes
-
-
 class LabelJoin:
-    """Joins labels for the version being served (read from ``current()`` on every label)."""
+    """Joins labels to the predictions of every version in ``versions``."""
 
-    __slots__ = ("_cut", "_max_age", "_served", "quality")
+    __slots__ = ("_cut", "_max_age", "_versions")
 
-    def __init__(
-        self,
-        served: Serving,
-        quality: QualityCounts,
-        max_age: float,
-        cut: Callable[[int], None],
-    ) -> None:
-        self._served = served
-        self.quality = quality
+    def __init__(self, versions: Versions, max_age: float, cut: Callable[[int], None]) -> None:
+        self._versions = versions
         self._max_age = max_age
         self._cut = cut
 
     def join(self, prediction_id: object, label: object) -> None:
         """Count ``label`` under the outcome of joining it to ``prediction_id``."""
-        attributes = self._served.attributes
-        codec = attributes.ids
-        decoded = codec.decode(prediction_id) if codec is not None else None
-        quality = self.quality
-        if decoded is None or not decoded[1]:
-            quality.outcome(semconv.LABEL_INVALID)
+        found = self._versions.find(prediction_id)
+        if found is None or not found[1][1]:
+            self._versions.served.quality.outcome(semconv.LABEL_INVALID)
             return
+        version, decoded = found
+        attributes = version.attributes
+        quality = version.quality
         kind, outputs, when, mac = decoded
         if _time() - when > self._max_age:
             quality.outcome(semconv.LABEL_EXPIRED)
@@ -69,10 +59,12 @@ class LabelJoin:
                 return
         # A batch's id takes one label per row.
         labels = label_rows(label, len(outputs)) if kind & BATCH else [label]
-        if labels is None or not self._count(attributes, decoded, labels):
+        if labels is None or not self._count(attributes, quality, decoded, labels):
             quality.outcome(semconv.LABEL_INVALID)
 
-    def _single_class(self, attributes: ModelAttributes, decoded: Decoded, label: object) -> bool:
+    def _single_class(
+        self, attributes: ModelAttributes, quality: QualityCounts, decoded: Decoded, label: object
+    ) -> bool:
         """The common case, one prediction of a classifier, without the batch machinery."""
         actual = _class_text(attributes, label)
         if actual is None:
@@ -81,13 +73,19 @@ class LabelJoin:
             self._cut(1)
         predicted = _class_text(attributes, decoded[1][0])
         pair = (predicted[0] if predicted else semconv.OVERFLOW_CLASS, actual[0])
-        self.quality.pair(decoded[3], *pair)
+        quality.pair(decoded[3], *pair)
         return True
 
-    def _count(self, attributes: ModelAttributes, decoded: Decoded, labels: list[object]) -> bool:
+    def _count(
+        self,
+        attributes: ModelAttributes,
+        quality: QualityCounts,
+        decoded: Decoded,
+        labels: list[object],
+    ) -> bool:
         """Count the matched rows; ``False`` (nothing counted) when a label is unusable."""
         if attributes.classification and len(labels) == 1:
-            return self._single_class(attributes, decoded, labels[0])
+            return self._single_class(attributes, quality, decoded, labels[0])
         if attributes.regression:
             errors = []
             for output, raw in zip(decoded[1], labels, strict=True):
@@ -95,10 +93,10 @@ class LabelJoin:
                 if value is None:
                     return False
                 errors.append(output - value)  # type: ignore[operator]
-            self.quality.errors(decoded[3], errors)
+            quality.errors(decoded[3], errors)
             return True
         if not attributes.classification:
-            self.quality.matched(decoded[3], len(labels))
+            quality.matched(decoded[3], len(labels))
             return True
         pairs = []
         cut = 0
@@ -111,7 +109,7 @@ class LabelJoin:
             pairs.append((predicted[0] if predicted else semconv.OVERFLOW_CLASS, actual[0]))
         if cut:
             self._cut(cut)
-        self.quality.classes(decoded[3], pairs)
+        quality.classes(decoded[3], pairs)
         return True
 
 

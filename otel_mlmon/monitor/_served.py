@@ -19,10 +19,10 @@ from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.monitor._attributes import ModelAttributes, value_length_limit
 from otel_mlmon.monitor._config import Classes, Drift
 from otel_mlmon.monitor.labels import IdCodec
-from otel_mlmon.monitor.quality import QualityCounts
 
 if TYPE_CHECKING:
     from otel_mlmon.monitor._recorder import Recorder
+    from otel_mlmon.monitor._versions import Versions
 
 
 def check_length(label: str, value: str | None) -> None:
@@ -57,8 +57,8 @@ class ServedModel:
         #: Where the current version's attributes are read (set by the monitor).
         self.recorder: Recorder | None = None
 
-    def attributes(self, version: str) -> ModelAttributes:
-        """A new version's attributes.
+    def attributes(self, version: str, role: str | None = None) -> ModelAttributes:
+        """A new version's attributes (``role``: ``ml.model.role`` of a shadow's series).
 
         Raises:
             ConfigurationError: an empty or over-long version (or name).
@@ -69,25 +69,29 @@ class ServedModel:
         check_length("version", version)
         classes = self._classes
         attributes = ModelAttributes(
-            self.name, version, self.task, classes.resolved_limit(), classes.known
+            self.name, version, self.task, classes.resolved_limit(), classes.known, role
         )
         attributes.ids = IdCodec(attributes, self._keys)
         return attributes
 
-    def observe(self, meter: Meter, quality: QualityCounts) -> None:
-        """Report the model's observable metrics on ``meter`` (shared per provider)."""
+    def observe(self, meter: Meter, versions: Versions) -> None:
+        """Report the model's observable metrics on ``meter`` (shared per provider): its
+        description, and the label counts of every version in ``versions``."""
         observe = _observables.observe
         observe(meter, semconv.ML_MODEL_INFO, semconv.create_ml_model_info, self,
                 ServedModel.observe_info)  # fmt: skip
         observe(meter, semconv.ML_MODEL_LOAD_TIME, semconv.create_ml_model_load_time, self,
                 ServedModel.observe_load_time)  # fmt: skip
         observe(meter, semconv.ML_MODEL_LABELS, semconv.create_ml_model_labels,
-                quality, QualityCounts.observe_labels)  # fmt: skip
+                versions, type(versions).observe_labels)  # fmt: skip
         if self.task == "regression":
             observe(meter, semconv.ML_MODEL_ABSOLUTE_ERROR, semconv.create_ml_model_absolute_error,
-                    quality, QualityCounts.observe_absolute_error)  # fmt: skip
+                    versions, type(versions).observe_absolute_error)  # fmt: skip
             observe(meter, semconv.ML_MODEL_SQUARED_ERROR, semconv.create_ml_model_squared_error,
-                    quality, QualityCounts.observe_squared_error)  # fmt: skip
+                    versions, type(versions).observe_squared_error)  # fmt: skip
+        observe(meter, semconv.ML_MODEL_SHADOW_COMPARISONS,
+                semconv.create_ml_model_shadow_comparisons,
+                versions, lambda owner, options: owner.observe_agreements())  # fmt: skip
 
     def observe_info(self, options: CallbackOptions) -> Iterator[Observation]:
         """``ml.model.info``: 1, described by the current version's attributes."""

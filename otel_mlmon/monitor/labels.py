@@ -191,19 +191,40 @@ class IdCodec:
         texts = [str(v).encode("utf-8", "replace")[:65535] for v in outputs]
         return TEXT, b"".join(len(t).to_bytes(2, "big") + t for t in texts)
 
+    @property
+    def fingerprint(self) -> bytes:
+        """Bytes 1-3 of this version's ids: where a registry of versions looks an id up."""
+        return self._fingerprint
+
     def decode(self, prediction_id: object) -> Decoded | None:
         """The content of a genuine id of this version, else ``None``; never raises."""
         raw = decode_text(prediction_id)
-        if raw is None or len(raw) < _HEADER + _MAC or raw[1:4] != self._fingerprint:
+        return None if raw is None else self.decode_raw(raw)
+
+    def _body(self, raw: bytes) -> bytes | None:
+        """The signed part of ``raw`` when this version's key (or a previous one) signed it."""
+        if len(raw) < _HEADER + _MAC or raw[1:4] != self._fingerprint:
             return None
-        first = raw[0]
-        if (first >> 4) & 3 != FORMAT:
+        if (raw[0] >> 4) & 3 != FORMAT:
             return None
         body, mac = raw[:-_MAC], raw[-_MAC:]
         expected = self._mac.copy()
         expected.update(body)
         if not _equal(expected.digest(), mac) and not self._previous(body, mac):
             return None
+        return body
+
+    def made_at(self, raw: bytes) -> int | None:
+        """When the prediction of a genuine id (bytes) of this version was made, in whole Unix
+        seconds, without reading its payload; ``None`` for any other bytes."""
+        return None if self._body(raw) is None else _uint(raw[4:8])
+
+    def decode_raw(self, raw: bytes) -> Decoded | None:
+        """:meth:`decode` of an id already turned into bytes (:func:`decode_text`)."""
+        body = self._body(raw)
+        if body is None:
+            return None
+        first = raw[0]
         kind = first & 0x0F
         payload = body[_HEADER : len(body) - (first >> 6)]
         if kind == INT and self._known is None and self._task == "classification":
@@ -212,7 +233,7 @@ class IdCodec:
             outputs = self._outputs(kind, payload)
         if outputs is None:
             return None
-        return kind, outputs, _uint(raw[4:8]), mac
+        return kind, outputs, _uint(raw[4:8]), raw[-_MAC:]
 
     def _previous(self, body: bytes, mac: bytes) -> bool:
         """Whether a previous key (a rotation) signed ``body``."""

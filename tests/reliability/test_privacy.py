@@ -90,7 +90,9 @@ def test_features_and_labels_appear_in_no_span_metric_or_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with InMemoryTelemetry() as telemetry:
-        monitor = ModelMonitor("privacy", **telemetry.providers)
+        # With the model's classes known, a label outside them is reported _OTHER (a matched
+        # label's class is a metric attribute, like the predicted class).
+        monitor = ModelMonitor("privacy", classes=["approved", "denied"], **telemetry.providers)
         _use(monitor)
         text = _in_memory_text(telemetry)
     assert "approved" in text  # the search does see exported values
@@ -111,6 +113,7 @@ def test_features_and_labels_appear_in_nothing_sent_over_otlp(
     )
     monitor = ModelMonitor(
         "privacy",
+        classes=["approved", "denied"],
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
     )
