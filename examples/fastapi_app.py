@@ -13,8 +13,19 @@ with several workers (``create_app()`` configures telemetry in each worker):
          -d '{"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}' # batch
     curl -s localhost:8000/feedback -H 'content-type: application/json' \\
          -d '{"prediction_id": "<id from /predict>", "label": 0}'
+    curl -s localhost:8000/outcome -H 'content-type: application/json' \\
+         -d '{"prediction_id": "<id from /predict>", "kind": "revenue", "value": 12.5}'
     curl -s localhost:8000/health
     curl -s localhost:9464/metrics | grep ml_model
+
+A canary beside it (docs/rollouts.md): the same command with the version it serves and the
+fleet's versions, and a key the two share, so that a label or an outcome posted to either
+counts for the version that made the prediction:
+
+    export OTEL_MLMON_LABEL_KEY=$(openssl rand -base64 32) OTEL_MLMON_FLEET_VERSIONS=1.0.0,1.1.0
+    .venv/bin/uvicorn --factory --workers 2 --port 8000 --app-dir examples fastapi_app:create_app
+    EXAMPLE_MODEL_VERSION=1.1.0 OTEL_EXPORTER_PROMETHEUS_PORT=9465 \\
+    .venv/bin/uvicorn --factory --workers 2 --port 8001 --app-dir examples fastapi_app:create_app
 
 From an installed wheel (``pip install 'otel-mlmon[examples]'``) the same module is
 ``otel_mlmon.examples.fastapi_app``: ``python -m otel_mlmon.examples.fastapi_app``.
@@ -56,6 +67,15 @@ class PredictRequest(BaseModel):
     features: Row | Annotated[list[Row], Field(min_length=1, max_length=iris.MAX_BATCH)]
 
 
+class OutcomeRequest(BaseModel):
+    """A business outcome of an earlier prediction: a kind of ``iris.OUTCOMES``, and its value
+    (revenue in USD, a 1-5 rating)."""
+
+    prediction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    value: float | None = None
+
+
 class FeedbackRequest(BaseModel):
     """The true class of an earlier prediction (one per row for a batch)."""
 
@@ -86,6 +106,10 @@ def routes(service: iris.IrisService) -> APIRouter:
     @router.post("/feedback", status_code=202)
     async def feedback(request: FeedbackRequest) -> dict[str, Any]:
         return service.feedback(request.prediction_id, request.label)
+
+    @router.post("/outcome", status_code=202)
+    async def outcome(request: OutcomeRequest) -> dict[str, Any]:
+        return service.outcome(request.prediction_id, request.kind, request.value)
 
     @router.get("/health")
     async def health() -> dict[str, Any]:
@@ -126,10 +150,11 @@ def create_app(
     if configure is None:
         configure = not providers
     configured = otel_mlmon.configure(service_name="iris-fastapi") if configure else None
-    model = model or iris.IrisModel()
+    version = iris.served_version()
+    model = model or iris.model_for(version)
     service = iris.IrisService(
         model,
-        monitor or iris.build_monitor(model, **providers),
+        monitor or iris.build_monitor(model, version, **providers),
         faults=iris.faults_enabled() if faults is None else faults,
     )
     app = FastAPI(

@@ -117,10 +117,11 @@ def create_app(
         for k, v in (("tracer_provider", tracer_provider), ("meter_provider", meter_provider))
         if v is not None
     }
-    model = model or iris.IrisModel()
+    version = iris.served_version()
+    model = model or iris.model_for(version)
     service = iris.IrisService(
         model,
-        monitor or iris.build_monitor(model, **providers),
+        monitor or iris.build_monitor(model, version, **providers),
         faults=iris.faults_enabled() if faults is None else faults,
     )
     app = Flask("iris")

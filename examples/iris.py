@@ -8,6 +8,12 @@ span, the ML metrics, a ``prediction_made`` log line), one delayed label per ``/
 ``fastapi_app.py`` and ``flask_app.py`` add only their framework: parsing and validation,
 routes, the request-size bound and the HTTP instrumentation.
 
+Rollouts: ``EXAMPLE_MODEL_VERSION`` names the version a service serves (default
+:data:`MODEL_VERSION`), and a version other than the default is the canary model
+(:data:`CANARY_REGULARIZATION`); ``OTEL_MLMON_FLEET_VERSIONS`` lists the versions of the fleet,
+so that a label or an outcome posted to any replica counts for the version that made the
+prediction. ``/outcome`` takes the business outcomes of :data:`OUTCOMES`.
+
 Fault injection, for tests and the demo only and OFF by default: with ``EXAMPLE_FAULTS=1`` in
 the environment, ``/predict`` honours the request header ``X-Example-Fault``: ``slow`` sleeps
 :data:`SLOW_FAULT_SECONDS` inside the predict span (above the p99 latency alert's 0.5 s),
@@ -33,6 +39,17 @@ from otel_mlmon.logs import log_prediction
 
 MODEL_NAME = "iris"
 MODEL_VERSION = "1.0.0"
+#: The version the demo rolls out beside :data:`MODEL_VERSION`.
+CANARY_VERSION = "1.1.0"
+#: Environment variable naming the version a service serves (default :data:`MODEL_VERSION`).
+VERSION_ENV = "EXAMPLE_MODEL_VERSION"
+#: Inverse regularization strength of the canary model: stronger regularization, a little less
+#: accurate on iris (0.93 on the training data against 0.97), so that a rollout has something
+#: to show.
+CANARY_REGULARIZATION = 0.03
+#: The business outcomes ``/outcome`` takes: revenue in US dollars (summed) and a 1-5 rating
+#: (a distribution).
+OUTCOMES = otel_mlmon.Outcomes(kinds=("revenue",), scores=("rating",), unit="{USD}")
 FEATURE_NAMES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 N_FEATURES = len(FEATURE_NAMES)
 #: Rows in one ``/predict`` batch, and labels in one ``/feedback``, at most.
@@ -67,12 +84,20 @@ def faults_enabled() -> bool:
     return os.environ.get(FAULTS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-class IrisModel:
-    """The model: a logistic regression trained on the bundled iris data at start-up."""
+def served_version() -> str:
+    """The version this service serves: ``EXAMPLE_MODEL_VERSION``, else :data:`MODEL_VERSION`."""
+    return os.environ.get(VERSION_ENV, "").strip() or MODEL_VERSION
 
-    def __init__(self) -> None:
+
+class IrisModel:
+    """The model: a logistic regression trained on the bundled iris data at start-up
+    (``regularization``: its inverse regularization strength, ``C``)."""
+
+    def __init__(self, regularization: float = 1.0) -> None:
         data = load_iris()
-        self.estimator = LogisticRegression(max_iter=500).fit(data.data, data.target)
+        self.estimator = LogisticRegression(max_iter=500, C=regularization).fit(
+            data.data, data.target
+        )
         self.train_accuracy = float(self.estimator.score(data.data, data.target))
         #: The training rows (the drift reference) and their true classes.
         self.reference = np.asarray(data.data, dtype=np.float64)
@@ -85,13 +110,25 @@ class IrisModel:
         return probabilities.argmax(axis=1), probabilities.max(axis=1)
 
 
-def build_monitor(model: IrisModel, **providers: Any) -> otel_mlmon.ModelMonitor:
+def model_for(version: str) -> IrisModel:
+    """The model of ``version``: the canary model for any version but :data:`MODEL_VERSION`."""
+    return IrisModel() if version == MODEL_VERSION else IrisModel(CANARY_REGULARIZATION)
+
+
+def build_monitor(
+    model: IrisModel,
+    version: str = MODEL_VERSION,
+    labels: otel_mlmon.Labels | None = None,
+    **providers: Any,
+) -> otel_mlmon.ModelMonitor:
     """The ``ModelMonitor`` of the service: the training data and the model's predictions on it
-    are the drift reference of the features and of the predictions. ``providers``:
-    ``tracer_provider=`` / ``meter_provider=`` (tests), else the global ones."""
+    are the drift reference of the features and of the predictions; business outcomes are
+    :data:`OUTCOMES`. ``labels``: how ids join (default: the environment's key and fleet
+    versions). ``providers``: ``tracer_provider=`` / ``meter_provider=`` (tests), else the
+    global ones."""
     monitor = otel_mlmon.ModelMonitor(
         MODEL_NAME,
-        version=MODEL_VERSION,
+        version=version,
         task="classification",
         framework="sklearn",
         classes=model.classes,
@@ -99,6 +136,8 @@ def build_monitor(model: IrisModel, **providers: Any) -> otel_mlmon.ModelMonitor
         reference=model.reference,
         reference_predictions=model.estimator.predict(model.reference),
         drift=DRIFT,
+        labels=labels,
+        outcomes=OUTCOMES,
         **providers,
     )
     monitor.model_loaded(framework="sklearn", metrics={"train_accuracy": model.train_accuracy})
@@ -149,6 +188,11 @@ class IrisService:
     def feedback(self, prediction_id: str, label: int | list[int]) -> dict[str, Any]:
         """Join the true class (one per row of a batch) to an earlier prediction."""
         self.monitor.record_label(prediction_id, label)
+        return {"accepted": True}
+
+    def outcome(self, prediction_id: str, kind: str, value: float | None) -> dict[str, Any]:
+        """Count a business outcome of an earlier prediction (see :data:`OUTCOMES`)."""
+        self.monitor.record_outcome(prediction_id, kind, value)
         return {"accepted": True}
 
     def health(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@
     with monitor.predict(features=x) as p:
         p.record(prediction=y, confidence=0.93)
     monitor.record_label(p.id, true_label)
+    monitor.record_outcome(p.id, "revenue", 12.5)   # declared in Outcomes(kinds=...)
     telemetry.shutdown()
 
 Only the names in ``__all__`` are public; every other module and name may change.
@@ -17,7 +18,16 @@ Only the names in ``__all__`` are public; every other module and name may change
 from typing import TYPE_CHECKING
 
 from otel_mlmon.exceptions import ConfigurationError
-from otel_mlmon.monitor import Classes, Drift, Labels, ModelMonitor, Prediction
+from otel_mlmon.monitor import (
+    Classes,
+    Drift,
+    Labels,
+    ModelMonitor,
+    Outcomes,
+    Prediction,
+    ShadowMonitor,
+    ShadowPrediction,
+)
 from otel_mlmon.version import __version__
 
 if TYPE_CHECKING:
@@ -33,7 +43,10 @@ __all__ = [
     "DriftConfig",
     "Labels",
     "ModelMonitor",
+    "Outcomes",
     "Prediction",
+    "ShadowMonitor",
+    "ShadowPrediction",
     "Telemetry",
     "__version__",
     "configure",
