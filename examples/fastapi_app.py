@@ -18,14 +18,12 @@ with several workers (``create_app()`` configures telemetry in each worker):
     curl -s localhost:8000/health
     curl -s localhost:9464/metrics | grep ml_model
 
-A canary beside it (docs/rollouts.md): the same command with the version it serves and the
-fleet's versions, and a key the two share, so that a label or an outcome posted to either
-counts for the version that made the prediction:
+A canary beside it (docs/rollouts.md): the uvicorn command above twice, the second serving the
+canary (``EXAMPLE_MODEL_VERSION=1.1.0``) on port 8001 with metrics on 9465
+(``OTEL_EXPORTER_PROMETHEUS_PORT=9465``), both with a key they share and the fleet's versions,
+so that a label or an outcome posted to either counts for the version that made the prediction:
 
     export OTEL_MLMON_LABEL_KEY=$(openssl rand -base64 32) OTEL_MLMON_FLEET_VERSIONS=1.0.0,1.1.0
-    .venv/bin/uvicorn --factory --workers 2 --port 8000 --app-dir examples fastapi_app:create_app
-    EXAMPLE_MODEL_VERSION=1.1.0 OTEL_EXPORTER_PROMETHEUS_PORT=9465 \\
-    .venv/bin/uvicorn --factory --workers 2 --port 8001 --app-dir examples fastapi_app:create_app
 
 From an installed wheel (``pip install 'otel-mlmon[examples]'``) the same module is
 ``otel_mlmon.examples.fastapi_app``: ``python -m otel_mlmon.examples.fastapi_app``.
