@@ -79,6 +79,7 @@ def test_demo_serves_metrics_while_it_runs_and_ends_flushed(tmp_path: Path) -> N
         "--log-file", str(log_file),
     )  # fmt: skip
     try:
+        read_until(process, r"canary\s+http://127\.0\.0\.1:\d+\s+\(version 1\.1\.0, 20% of")
         url = read_until(process, r"prometheus\s+(http://\S+/metrics)").group(1)
         read_until(process, r"Ctrl-C to stop")
         wait_for_metrics(url, {"ml_model_predictions_total", HTTP_COUNT})
@@ -92,6 +93,9 @@ def test_demo_serves_metrics_while_it_runs_and_ends_flushed(tmp_path: Path) -> N
     requests = int(re.search(r"requests\s+(\d+)", final).group(1))  # type: ignore[union-attr]
     assert requests > 0
     assert re.search(r"accuracy\s+\d\.\d{3}", final)
+    # The canary takes its share, and the summary compares it with the stable version.
+    assert re.search(r"model 1\.1\.0\s+predictions\s+[1-9]", final)
+    assert re.search(r"rollout\s+1\.1\.0 vs 1\.0\.0:\s+accuracy", final)
     assert re.search(r"last trace\s+[0-9a-f]{32}", final)
     assert "DRIFT INJECTED" in final  # 40 % of 6 s: the drift started
     assert "telemetry flushed" in stdout
@@ -119,7 +123,7 @@ def test_terminal_shows_the_summary_and_the_log_file_the_service_logs(tmp_path: 
 
 
 def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
-    process = start_demo("--duration", "0", "--rate", "20", "--no-drift")
+    process = start_demo("--duration", "0", "--rate", "20", "--no-drift", "--canary-share", "0")
     try:
         read_until(process, r"Ctrl-C to stop")
         read_until(process, r"model \S+\s+predictions\s+[1-9]")  # the traffic is flowing
@@ -133,6 +137,9 @@ def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
     assert "telemetry flushed" in stdout
     assert "DRIFT INJECTED" not in stdout
     assert "Traceback" not in stderr
+    assert ("rollout", "model 1.1.0", "canary ") == tuple(
+        text for text in ("rollout", "model 1.1.0", "canary ") if text not in stdout
+    )
 
 
 def test_arguments_of_the_subcommand() -> None:
@@ -140,15 +147,18 @@ def test_arguments_of_the_subcommand() -> None:
     add_arguments(parser)
 
     args = parser.parse_args(
-        ["--duration", "5", "--rate", "7", "--otlp-endpoint", "http://c:4318", "--no-drift"]
-    )
+        ["--duration", "5", "--rate", "7", "--otlp-endpoint", "http://c:4318", "--no-drift",
+         "--canary-share", "0.5"]
+    )  # fmt: skip
 
-    assert (args.duration, args.rate, args.otlp_endpoint, args.no_drift) == (
+    assert (args.duration, args.rate, args.otlp_endpoint, args.no_drift, args.canary_share) == (
         5.0,
         7.0,
         "http://c:4318",
         True,
+        0.5,
     )
+    assert 0.2 == parser.parse_args([]).canary_share
 
 
 def test_histogram_quantile_interpolates_inside_the_bucket() -> None:
@@ -285,3 +295,40 @@ def test_help_is_plain_text_without_markup(command: list[str]) -> None:
     )
     assert [] == markup, result.stdout
     assert "pip install 'otel-mlmon[examples]'" in result.stdout
+
+
+def test_summary_compares_each_version_with_the_stable_one() -> None:
+    text = "\n".join(
+        [
+            # The canary listed first: the stable version is the one with the most predictions.
+            "# TYPE ml_model_predictions_total counter",
+            'ml_model_predictions_total{ml_model_name="iris",ml_model_version="1.1.0"} 20',
+            'ml_model_predictions_total{ml_model_name="iris",ml_model_version="1.0.0"} 80',
+            "# TYPE ml_model_outcome_value_total counter",
+            'ml_model_outcome_value_total{ml_model_name="iris",ml_model_version="1.0.0",'
+            'ml_outcome_kind="revenue"} 200',
+            'ml_model_outcome_value_total{ml_model_name="iris",ml_model_version="1.1.0",'
+            'ml_outcome_kind="revenue"} 45',
+            "# TYPE ml_model_outcome_score histogram",
+            'ml_model_outcome_score_count{ml_model_name="iris",ml_model_version="1.0.0",'
+            'ml_outcome_kind="rating"} 4',
+            'ml_model_outcome_score_sum{ml_model_name="iris",ml_model_version="1.0.0",'
+            'ml_outcome_kind="rating"} 18',
+            'ml_model_outcome_score_count{ml_model_name="iris",ml_model_version="1.1.0",'
+            'ml_outcome_kind="rating"} 2',
+            'ml_model_outcome_score_sum{ml_model_name="iris",ml_model_version="1.1.0",'
+            'ml_outcome_kind="rating"} 7',
+        ]
+    )
+
+    summary = summarize(parse_samples(text + "\n"))
+    lines = render(summary, Traffic(), elapsed=1.0, setting=SETTING)
+
+    stable, canary = summary.models["1.0.0"], summary.models["1.1.0"]
+    assert (2.5, 4.5, 0.8) == (stable.value_per_prediction, stable.mean_score,
+                               summary.share("1.0.0"))  # fmt: skip
+    assert (2.25, 3.5, 0.2) == (canary.value_per_prediction, canary.mean_score,
+                                summary.share("1.1.0"))  # fmt: skip
+    (rollout,) = [line for line in lines if line.startswith("  rollout")]
+    assert "1.1.0 vs 1.0.0:  accuracy -   p95 ms -   $/prediction -0.25   rating -1.00" in rollout
+    assert 2 == len([line for line in lines if " share " in line])

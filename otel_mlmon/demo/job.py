@@ -2,11 +2,14 @@
 
 The FastAPI example as the package ships it (``otel_mlmon.examples.fastapi_app``, the file
 ``examples/fastapi_app.py`` of the repository) runs under uvicorn in a thread on a loopback
-port, on the embedded default (:func:`otel_mlmon.configure`: metrics on the Prometheus
-endpoint) or, with ``--otlp-endpoint``, exporting every signal to that collector. The live view
-is read from the service's own Prometheus endpoint, so that endpoint stays up with OTLP too.
-The terminal shows only the view: the service's log lines go to ``--log-file`` and the
-traffic client's own HTTP chatter (httpx's INFO lines) is not logged at all.
+port, and a canary of the next model version on another (``--canary-share``), as two replicas
+of a rollout would: each verifies the other's prediction ids, so a label or an outcome posted
+to either counts for the version that made the prediction. Telemetry runs on the embedded
+default (:func:`otel_mlmon.configure`: metrics on the Prometheus endpoint) or, with
+``--otlp-endpoint``, exporting every signal to that collector. The live view is read from the
+Prometheus endpoint, so that endpoint stays up with OTLP too. The terminal shows only the view:
+the services' log lines go to ``--log-file`` and the traffic client's own HTTP chatter (httpx's
+INFO lines) is not logged at all.
 """
 
 from __future__ import annotations
@@ -111,11 +114,34 @@ def _start_telemetry(args: argparse.Namespace, log_stream: TextIO) -> Any:
     return telemetry
 
 
+def _start_services(
+    service_module: ModuleType, iris: ModuleType, args: argparse.Namespace
+) -> tuple[_Service | None, _Service | None, Any]:
+    """The stable service (on ``--port``) and, with a canary share, the canary (any free
+    port); and the stable model, whose rows the traffic sends."""
+    import otel_mlmon
+
+    canary = args.canary_share > 0
+    versions = [iris.MODEL_VERSION, *([iris.CANARY_VERSION] if canary else [])]
+    labels = otel_mlmon.Labels(fleet_versions=versions)
+    started: list[_Service | None] = []
+    model = None
+    for version, port in zip(versions, (args.port, 0), strict=False):
+        served = iris.model_for(version)
+        model = model or served
+        monitor = iris.build_monitor(served, version, labels)
+        app = service_module.create_app(model=served, monitor=monitor, configure=False)
+        started.append(_start_service(app, port))
+    return started[0], started[1] if canary else None, model
+
+
 def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Run the demo; returns the process exit status (0, or 2 when it cannot start)."""
     out = stream or sys.stdout
     if args.rate <= 0:
         return _fail("--rate must be positive")
+    if not 0 <= args.canary_share < 1:
+        return _fail("--canary-share must be in [0, 1)")
     try:
         service_module, iris = load_service()
     except ImportError as exc:
@@ -131,9 +157,8 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             telemetry = _start_telemetry(args, log_stream)
         except ConfigurationError as exc:
             return _fail(str(exc))
-        model = iris.IrisModel()
-        service = _start_service(service_module.create_app(model=model, configure=False), args.port)
-        if service is None:
+        service, canary, model = _start_services(service_module, iris, args)
+        if service is None or (args.canary_share > 0 and canary is None):
             telemetry.shutdown()
             return _fail("the service did not start")
         metrics_url = None
@@ -147,13 +172,18 @@ def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
             otlp_endpoint=args.otlp_endpoint,
             min_samples=iris.DRIFT.min_samples,
             log_file=args.log_file,
+            canary_url=canary.url if canary else None,
+            canary_share=args.canary_share,
         )
-        _announce(setting, out)
+        _announce(setting, out, iris.CANARY_VERSION)
         driver = Driver(
-            service.url, model.reference, model.targets, args.rate, _drift_after(args), args.seed
-        )
+            service.url, model.reference, model.targets, args.rate, _drift_after(args), args.seed,
+            canary=(canary.url, args.canary_share) if canary else None,
+        )  # fmt: skip
         _drive(driver, setting, args.refresh, LiveView(out))
         service.stop()
+        if canary is not None:
+            canary.stop()
         flushed = telemetry.force_flush(timeout_millis=10_000)
         telemetry.shutdown()
     print(
@@ -172,11 +202,19 @@ def _drift_after(args: argparse.Namespace) -> float | None:
     return (args.duration if args.duration > 0 else 150.0) * DRIFT_AT
 
 
-def _announce(setting: Setting, out: TextIO) -> None:
+def _announce(setting: Setting, out: TextIO, canary_version: str) -> None:
     """The lines printed once, above the live view."""
     print(
-        f"service     {setting.service_url}  (POST /predict, POST /feedback, GET /health)", file=out
+        f"service     {setting.service_url}  (POST /predict, POST /feedback, POST /outcome, "
+        "GET /health)",
+        file=out,
     )
+    if setting.canary_url:
+        print(
+            f"canary      {setting.canary_url}  (version {canary_version}, "
+            f"{setting.canary_share:.0%} of the predictions)",
+            file=out,
+        )
     if setting.metrics_url:
         print(f"prometheus  {setting.metrics_url}", file=out)
     if setting.otlp_endpoint:

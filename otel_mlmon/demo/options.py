@@ -13,14 +13,17 @@ DESCRIPTION: Final = """\
 Run the iris example service (examples/fastapi_app.py, installed as
 otel_mlmon.examples.fastapi_app) on 127.0.0.1 and drive traffic at it: single
 and batch predictions, malformed requests (422), model errors (500), delayed
-labels and, part-way through, a drift. The terminal shows a live summary read
-from the service's own Prometheus endpoint; the service's JSON log lines go to
---log-file. Ctrl-C, or the end of --duration, stops the traffic, flushes every
-signal and exits 0.
+labels, business outcomes (revenue, ratings) and, part-way through, a drift.
+A canary of the next model version serves --canary-share of the predictions;
+labels and outcomes go to either service. The terminal shows a live summary
+read from the Prometheus endpoint, comparing the two versions; the services'
+JSON log lines go to --log-file. Ctrl-C, or the end of --duration, stops the
+traffic, flushes every signal and exits 0.
 
 Needs the examples extra:  pip install 'otel-mlmon[examples]'"""
 DEFAULT_DURATION: Final = 120.0
 DEFAULT_RATE: Final = 20.0
+DEFAULT_CANARY_SHARE: Final = 0.2
 #: Where the service's log lines go unless --log-file says otherwise.
 DEFAULT_LOG_FILE: Final = Path(tempfile.gettempdir()) / "otel-mlmon-demo.log"
 
@@ -46,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "http://localhost:4318 (default: the embedded Prometheus endpoint only)",
     )
     parser.add_argument("--no-drift", action="store_true", help="do not inject a drift")
+    parser.add_argument(
+        "--canary-share",
+        type=float,
+        default=DEFAULT_CANARY_SHARE,
+        help="share of the predictions the canary version serves, in [0, 1); 0: no canary "
+        f"(default {DEFAULT_CANARY_SHARE:g})",
+    )
     parser.add_argument(
         "--port", type=int, default=0, help="port of the service on 127.0.0.1 (default: any free)"
     )

@@ -83,11 +83,26 @@ class ModelStats:
     p95: float | None = None
     #: The prediction-duration histogram (successful predictions), ``{le: count}``.
     buckets: dict[float, float] = field(default_factory=dict)
+    #: Outcome value earned by this version's predictions (every kind summed), and the
+    #: scores given to them (``ml_model_outcome_score``): their sum and number.
+    outcome_value: float = 0.0
+    score_sum: float = 0.0
+    scores: int = 0
 
     @property
     def accuracy(self) -> float | None:
         """Share of matched labels whose class was predicted (None before the first)."""
         return self.correct / self.classified if self.classified else None
+
+    @property
+    def value_per_prediction(self) -> float | None:
+        """Outcome value earned per prediction (None before the first prediction)."""
+        return self.outcome_value / self.predictions if self.predictions else None
+
+    @property
+    def mean_score(self) -> float | None:
+        """Mean score given to this version's predictions (None before the first)."""
+        return self.score_sum / self.scores if self.scores else None
 
 
 @dataclass
@@ -119,6 +134,11 @@ class Summary:
     def model(self, labels: Mapping[str, str]) -> ModelStats:
         """The stats of the version ``labels`` names (created on first sight)."""
         return self.models.setdefault(labels.get(_VERSION, "?"), ModelStats())
+
+    def share(self, version: str) -> float | None:
+        """Share of all predictions made by ``version`` (None before the first)."""
+        total = sum(stats.predictions for stats in self.models.values())
+        return self.models[version].predictions / total if total else None
 
 
 Fold = Callable[[Summary, Mapping[str, str], float], None]
@@ -166,6 +186,18 @@ def _labels(summary: Summary, labels: Mapping[str, str], value: float) -> None:
                 stats.correct += int(value)
 
 
+def _outcome_value(summary: Summary, labels: Mapping[str, str], value: float) -> None:
+    summary.model(labels).outcome_value += value
+
+
+def _score_sum(summary: Summary, labels: Mapping[str, str], value: float) -> None:
+    summary.model(labels).score_sum += value
+
+
+def _score_count(summary: Summary, labels: Mapping[str, str], value: float) -> None:
+    summary.model(labels).scores += int(value)
+
+
 def _drift_key(labels: Mapping[str, str]) -> tuple[str, str]:
     return labels.get(_FEATURE, "?"), labels.get(_METHOD, "?")
 
@@ -194,6 +226,9 @@ FOLDS: Final[Mapping[str, Fold]] = {
     "ml_model_predictions_total": _predictions,
     "ml_model_errors_total": _errors,
     "ml_model_labels_total": _labels,
+    "ml_model_outcome_value_total": _outcome_value,
+    "ml_model_outcome_score_sum": _score_sum,
+    "ml_model_outcome_score_count": _score_count,
 }
 #: Folds by name prefix, for gauges whose unit suffix depends on the export path.
 PREFIX_FOLDS: Final[tuple[tuple[str, Fold], ...]] = (

@@ -2,9 +2,12 @@
 
 Single predictions and small batches of training rows with a little noise, a few malformed
 requests (422), a few model errors (NaN features: 500), delayed labels for part of the
-successful predictions and, after ``drift_after`` seconds, shifted measurements (a drift that
-also lowers the accuracy). Each request carries a W3C ``traceparent`` the driver made, so it
-knows the trace the server span joined.
+successful predictions, business outcomes (a purchase of :data:`PRICE` when the predicted
+species was the right one, a 1-5 rating) and, after ``drift_after`` seconds, shifted
+measurements (a drift that also lowers the accuracy). With a canary, a share of the predictions
+goes to it, and each label and outcome goes to either service, as it would reach any replica.
+Each request carries a W3C ``traceparent`` the driver made, so it knows the trace the server
+span joined.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ MODEL_ERROR_SHARE: Final = 0.01
 LABEL_SHARE: Final = 0.6
 #: Threads sending requests (each at rate / THREADS requests per second).
 THREADS: Final = 4
+#: Fraction of successful single predictions that lead to a purchase when they were right, and
+#: what it earns (USD); fraction rated 1-5 (5 when right, 2 when wrong).
+PURCHASE_SHARE: Final = 0.5
+PRICE: Final = 12.5
+RATING_SHARE: Final = 0.3
 
 
 @dataclass
@@ -34,6 +42,8 @@ class Traffic:
     """Counters of what the driver sent, and the last trace it started."""
 
     sent: int = 0
+    #: Predict requests sent to the canary.
+    canary: int = 0
     failed: int = 0
     drifting: bool = False
     last_trace_id: str | None = None
@@ -52,8 +62,11 @@ class Driver:
         rate: float,
         drift_after: float | None,
         seed: int | None,
+        canary: tuple[str, float] | None = None,
     ) -> None:
         self.base_url = base_url
+        #: The canary's URL and its share of the predictions, or None.
+        self.canary = canary
         self.rows = rows
         self.targets = targets
         self.rate = rate
@@ -101,20 +114,29 @@ class Driver:
         rng = random.Random(None if self._seed is None else self._seed + worker)
         interval = THREADS / self.rate
         next_at = time.monotonic() + rng.random() * interval
-        with httpx.Client(base_url=self.base_url, timeout=10.0) as client:
+        urls = [self.base_url, *([self.canary[0]] if self.canary else [])]
+        clients = [httpx.Client(base_url=url, timeout=10.0) for url in urls]
+        try:
             while not self.stop.is_set():
                 delay = next_at - time.monotonic()
                 if delay > 0 and self.stop.wait(delay):
                     break
                 next_at = max(next_at + interval, time.monotonic() - interval)
                 try:
-                    self._one(client, rng)
+                    self._one(clients, rng)
                 except Exception as exc:  # a demo keeps going; the count shows it
                     with self.traffic.lock:
                         self.traffic.failed += 1
                     _logger.debug("demo request failed: %r", exc)
+        finally:
+            for client in clients:
+                client.close()
 
-    def _one(self, client: Any, rng: random.Random) -> None:
+    def _one(self, clients: list[Any], rng: random.Random) -> None:
+        """One predict request to the stable service or the canary, then perhaps its label
+        and outcomes, each to either service."""
+        canary = self.canary is not None and rng.random() < self.canary[1]
+        client = clients[1] if canary else clients[0]
         trace_id = f"{rng.getrandbits(128):032x}"
         request_id = f"demo-{rng.getrandbits(48):012x}"
         headers = {
@@ -146,9 +168,26 @@ class Driver:
         response = client.post("/predict", content=json.dumps(body), headers=headers)
         with self.traffic.lock:
             self.traffic.sent += 1
+            self.traffic.canary += canary
             self.traffic.drifting = self._drifting()
             self.traffic.last_trace_id = trace_id
             self.traffic.last_request_id = response.headers.get("x-request-id")
-        if response.status_code == 200 and label is not None and rng.random() < LABEL_SHARE:
-            prediction_id = response.json()["prediction_id"]
-            client.post("/feedback", json={"prediction_id": prediction_id, "label": label})
+        if response.status_code == 200 and label is not None:
+            self._after(clients, rng, response.json(), label)
+
+    @staticmethod
+    def _after(clients: list[Any], rng: random.Random, answer: Any, label: Any) -> None:
+        """The label and the outcomes of a served prediction, each to a service at random."""
+        prediction_id = answer["prediction_id"]
+        if rng.random() < LABEL_SHARE:
+            body = {"prediction_id": prediction_id, "label": label}
+            rng.choice(clients).post("/feedback", json=body)
+        if "prediction" not in answer:
+            return  # a batch: outcomes are for single predictions here
+        right = answer["prediction"] == label
+        if right and rng.random() < PURCHASE_SHARE:
+            body = {"prediction_id": prediction_id, "kind": "revenue", "value": PRICE}
+            rng.choice(clients).post("/outcome", json=body)
+        if rng.random() < RATING_SHARE:
+            body = {"prediction_id": prediction_id, "kind": "rating", "value": 5 if right else 2}
+            rng.choice(clients).post("/outcome", json=body)

@@ -27,6 +27,9 @@ class Setting:
     min_samples: int | None = None
     #: Where the service's log lines go.
     log_file: Path | None = None
+    #: The canary service, and its share of the predictions.
+    canary_url: str | None = None
+    canary_share: float = 0.0
 
 
 def render(summary: Summary, traffic: Traffic, *, elapsed: float, setting: Setting) -> list[str]:
@@ -34,6 +37,7 @@ def render(summary: Summary, traffic: Traffic, *, elapsed: float, setting: Setti
     return [
         *_totals(summary, traffic, elapsed, setting),
         *_models(summary),
+        *_comparison(summary),
         *_drift(summary, setting.min_samples),
         *_trace(traffic, setting.otlp_endpoint),
         *_where(traffic, setting),
@@ -51,20 +55,56 @@ def _totals(summary: Summary, traffic: Traffic, elapsed: float, setting: Setting
     ]
 
 
+def _number(value: float | None, spec: str, width: int) -> str:
+    return "-".center(width) if value is None else format(value, spec)
+
+
 def _models(summary: Summary) -> list[str]:
-    """Two lines per model version: its predictions, errors, labels and accuracy; its
-    latency."""
+    """Two lines per model version: its predictions, errors, labels and accuracy; its share
+    of the predictions, latency, outcome value per prediction and mean rating."""
     if not summary.models:
         return ["  model        no prediction yet"]
     lines = []
     for version, stats in summary.models.items():
-        accuracy = "   -  " if stats.accuracy is None else f"{stats.accuracy:6.3f}"
+        accuracy = _number(stats.accuracy, "6.3f", 6)
         lines += [
             f"  model {version:<7.7}predictions {stats.predictions:6d}   errors "
             f"{stats.errors:4d}   labels {stats.labels:6d}   accuracy {accuracy}",
-            f"               latency ms  p50 {_ms(stats.p50)}  p95 {_ms(stats.p95)}",
+            f"        share {_number(summary.share(version), '6.1%', 6)}   latency ms  p50 "
+            f"{_ms(stats.p50)}  p95 {_ms(stats.p95)}   $/prediction "
+            f"{_number(stats.value_per_prediction, '5.2f', 5)}   rating "
+            f"{_number(stats.mean_score, '4.2f', 4)}",
         ]
     return lines
+
+
+def _comparison(summary: Summary) -> list[str]:
+    """With two versions or more: each against the stable one, the one with the most
+    predictions (as the rollout rules take it)."""
+    if len(summary.models) < 2:
+        return []
+    stable = max(summary.models, key=lambda version: summary.models[version].predictions)
+    base = summary.models[stable]
+    lines = []
+    for version, stats in summary.models.items():
+        if version == stable:
+            continue
+        lines.append(
+            f"  rollout      {version} vs {stable}:  accuracy "
+            f"{_delta(stats.accuracy, base.accuracy, '+.3f')}   p95 ms "
+            f"{_delta(_scaled(stats.p95), _scaled(base.p95), '+.2f')}   $/prediction "
+            f"{_delta(stats.value_per_prediction, base.value_per_prediction, '+.2f')}   rating "
+            f"{_delta(stats.mean_score, base.mean_score, '+.2f')}"
+        )
+    return lines
+
+
+def _scaled(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _delta(value: float | None, base: float | None, spec: str) -> str:
+    return "-" if value is None or base is None else format(value - base, spec)
 
 
 def _drift(summary: Summary, min_samples: int | None) -> list[str]:
