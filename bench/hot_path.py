@@ -13,9 +13,12 @@ Rows (issue 8, items 1 and 2), all measured in one process, variants interleaved
 - what reading ``p.id`` adds (the signed id is made only when read), as the median of the
   per-round differences between the same loop with and without the read;
 - ``record_label`` of a matched label (verify the id, count the confusion-matrix cell), and a
-  metric reader's collection of one monitor with a confusion matrix of 10 classes.
+  metric reader's collection of one monitor with a confusion matrix of 10 classes;
+- ``record_outcome`` of a summed outcome and of a score, against ``record_label`` in the same
+  rounds (issue 16), and a shadow's prediction against a served one (issue 16).
 
-The ratio column is ours over the bare SDK in the same rounds (the median of per-round ratios).
+The ratio column is ours over the bare SDK in the same rounds (the median of per-round ratios),
+unless the note names another baseline. Over 400 lines: one benchmark whose rows share rounds.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from bench._baseline import baseline_revision, load_baseline
 from bench._otel import DRIFT_MISSING, Providers, drift_available
 from bench._seed_prometheus import SeedMonitoring
 from otel_mlmon import ModelMonitor, semconv
-from otel_mlmon.monitor import Drift
+from otel_mlmon.monitor import Drift, Outcomes
 
 MODEL, VERSION = "iris", "1.2.0"
 CLASSES = (0, 1, 2)
@@ -113,6 +116,11 @@ def _loops(
     metrics_only = ModelMonitor(MODEL, version=VERSION, trace=False, **providers.kwargs)
     traced = ModelMonitor(MODEL, version=VERSION, **providers.kwargs)
     monitors: list[Any] = [metrics_only, traced]
+    # A challenger recorded beside the served prediction of each request (issue 16): the
+    # shadow's default (no span), and with a span as a served prediction has.
+    shadow, shadow_traced = traced.shadow("2.0.0"), traced.shadow("2.1.0", trace=True)
+    with traced.predict() as served:
+        served.record(1, 0.9)
 
     def loop_bare(n: int) -> None:
         predict = bare.predict
@@ -154,6 +162,16 @@ def _loops(
 
         return loop
 
+    def shadow_loop(challenger: Any) -> Callable[[int], None]:
+        def loop(n: int) -> None:
+            predict = challenger.predict
+            for i in range(n):
+                value, confidence = PAIRS[i & 1023]
+                with predict(served) as s:
+                    s.record(value, confidence)
+
+        return loop
+
     def loop_bare_batch(n: int) -> None:
         for _ in range(n // BATCH):
             bare.predict_batch(BATCH_PREDICTIONS, BATCH_CONFIDENCES)
@@ -171,6 +189,8 @@ def _loops(
         "ours_id": id_loop(metrics_only),
         "bare_span": loop_bare_span,
         "ours_span": monitor_loop(traced, False),
+        "shadow": shadow_loop(shadow),
+        "shadow_span": shadow_loop(shadow_traced),
         "bare_batch": loop_bare_batch,
         "ours_batch": loop_ours_batch,
     }
@@ -282,6 +302,7 @@ def hot_path_rows() -> list[Row]:
             ratio_span <= 1.10,
         ),
     ]
+    rows += _shadow_rows(t)
     if "ours_span_drift" in t:
         extra = median([a - b for a, b in zip(t["ours_span_drift"], t["ours_span"], strict=True)])
         rows.append(
@@ -326,6 +347,43 @@ def hot_path_rows() -> list[Row]:
     return rows
 
 
+def _shadow_rows(t: dict[str, list[float]]) -> list[Row]:
+    """A shadow's prediction against a served one, same rounds: the shadow's default (no span)
+    and a shadow with a span, each with its agreement with the served prediction counted."""
+    shadow = median_ratio(t["shadow"], t["ours_span"])
+    traced = median_ratio(t["shadow_span"], t["ours_span"])
+    untraced = median_ratio(t["shadow"], t["ours"])
+    return [
+        Row(
+            "Hot path",
+            "shadow prediction (ModelMonitor.shadow), metrics",
+            best(t["shadow"]) * _US,
+            "us/prediction",
+            shadow,
+            "<= 1.00x",
+            shadow <= 1.0,
+            "over a served prediction (metrics + span): the shadow's default opens no span",
+        ),
+        Row(
+            "Hot path",
+            "shadow prediction, metrics + span (trace=True)",
+            best(t["shadow_span"]) * _US,
+            "us/prediction",
+            traced,
+            "<= 1.00x",
+            traced <= 1.0,
+            "over a served prediction (metrics + span); no server-span attributes to set",
+        ),
+        Row(
+            "Hot path",
+            "shadow prediction over a served one, both metrics only",
+            "-",
+            ratio=untraced,
+            note="the same work plus the agreement count (served: trace=False)",
+        ),
+    ]
+
+
 def _today_rows(t: dict[str, list[float]]) -> list[Row]:
     """The same predictions through the ModelMonitor of the baseline revision, same rounds."""
     revision = baseline_revision()
@@ -364,15 +422,14 @@ def label_rows() -> list[Row]:
     bare = BareOTel(bare_providers)
     n = 500 if quick() else 5_000
     rounds = 2 if quick() else 15
-    monitors = {
-        "record_label": ModelMonitor(MODEL, version=VERSION, trace=False, **providers.kwargs)
-    }
+    outcomes = Outcomes(kinds=("revenue",), scores=("rating",), unit="{USD}")
+    monitor = ModelMonitor(MODEL, version=VERSION, trace=False, outcomes=outcomes,
+                           **providers.kwargs)  # fmt: skip
     ids: list[str] = []
 
     def setup(name: str) -> None:
         ids.clear()
-        monitor = monitors.get(name)
-        if monitor is None:
+        if name == "counter":
             return
         for i in range(n):
             value, confidence = PAIRS[i & 1023]
@@ -380,11 +437,16 @@ def label_rows() -> list[Row]:
                 p.record(value, confidence)
             ids.append(p.id)
 
-    def label_loop(monitor: ModelMonitor) -> Callable[[int], None]:
+    def label_loop(count: int) -> None:
+        record_label = monitor.record_label
+        for i in range(count):
+            record_label(ids[i], PAIRS[(i + 1) & 1023][0])
+
+    def outcome_loop(kind: str, value: float) -> Callable[[int], None]:
         def loop(count: int) -> None:
-            record_label = monitor.record_label
+            record_outcome = monitor.record_outcome
             for i in range(count):
-                record_label(ids[i], PAIRS[(i + 1) & 1023][0])
+                record_outcome(ids[i], kind, value)
 
         return loop
 
@@ -393,13 +455,49 @@ def label_rows() -> list[Row]:
         for _ in range(count):
             add(1, attributes)
 
-    loops = {name: label_loop(monitor) for name, monitor in monitors.items()}
-    loops["counter"] = loop_counter
+    loops = {
+        "record_label": label_loop,
+        "outcome": outcome_loop("revenue", 12.5),
+        "outcome_score": outcome_loop("rating", 4),
+        "counter": loop_counter,
+    }
     interleaved(loops, n, 1, setup=setup)
     t = interleaved(loops, n, rounds, setup=setup)
     providers.shutdown()
     bare_providers.shutdown()
     label = best(t["record_label"]) * _US
+    return [*_label_rows(t, label), *_outcome_rows(t)]
+
+
+def _outcome_rows(t: dict[str, list[float]]) -> list[Row]:
+    """``record_outcome`` against ``record_label``, same rounds (issue 16)."""
+    summed = median_ratio(t["outcome"], t["record_label"])
+    score = median_ratio(t["outcome_score"], t["record_label"])
+    return [
+        Row(
+            "Labels and quality",
+            "ModelMonitor.record_outcome, summed kind (revenue)",
+            best(t["outcome"]) * _US,
+            "us/outcome",
+            summed,
+            "<= 1.00x",
+            summed <= 1.0,
+            "over record_label, same rounds: verify the id, count and sum for the version that "
+            "made the prediction (ObservableCounter)",
+        ),
+        Row(
+            "Labels and quality",
+            "ModelMonitor.record_outcome, score kind (rating)",
+            best(t["outcome_score"]) * _US,
+            "us/outcome",
+            score,
+            note="over record_label, same rounds: the score goes through the SDK's "
+            "Histogram.record (a distribution: no observable histogram in OpenTelemetry)",
+        ),
+    ]
+
+
+def _label_rows(t: dict[str, list[float]], label: float) -> list[Row]:
     return [
         Row(
             "Labels and quality",
