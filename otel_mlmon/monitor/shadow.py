@@ -63,6 +63,7 @@ class AgreementCounts:
         self._counts: dict[str, list[int]] = {}
 
     def add(self, champion: str, agree: int, disagree: int) -> None:
+        """Count rows compared with the served ``champion`` version's."""
         with self._lock:
             counts = self._counts.get(champion)
             if counts is None:
@@ -143,6 +144,15 @@ class ShadowPrediction(Prediction):
             return  # nothing comparable is kept for task "other"
         champion = self._champion
         mine, theirs = self._output, champion._output
+        single = type(mine) is not list and type(theirs) is not list
+        if single and mine is not None and theirs is not None:
+            # One row each, the common case: no list, no generator.
+            if attributes.classification:
+                same = mine == theirs
+            else:
+                same = abs(mine - theirs) <= self._tolerance
+            self._agreements.add(champion._attributes.model.version, same, not same)
+            return
         if type(mine) is list:
             pairs = list(zip(mine, theirs, strict=True)) if _rows(theirs) == len(mine) else None
         else:
