@@ -145,7 +145,10 @@ def test_a_traced_shadow_has_its_own_span_and_never_describes_the_request(
     spans = {span.attributes[semconv.ML_MODEL_VERSION]: span for span in telemetry.spans()}
     assert {"1.0", "3.0"} == set(spans)
     assert "shadow" == spans["3.0"].attributes[semconv.ML_MODEL_ROLE]
-    assert t.id == spans["3.0"].attributes[semconv.ML_PREDICTION_ID]
+    assert "2" == spans["3.0"].attributes[semconv.ML_PREDICTION_CLASS]
+    # A shadow's id is made only when read: not for its span.
+    assert semconv.ML_PREDICTION_ID not in spans["3.0"].attributes
+    assert semconv.ML_PREDICTION_ID in spans["1.0"].attributes
 
 
 def test_a_failing_shadow_counts_its_error_and_raises_to_its_caller(

@@ -91,7 +91,8 @@ class ShadowPrediction(Prediction):
     """A challenger's prediction on a served request; yielded by :meth:`ShadowMonitor.predict`.
 
     Used like :class:`Prediction` (``record()``, ``id``); it never describes the request's
-    server span and feeds no drift window.
+    server span and feeds no drift window. Its id is made only when read, never for its span:
+    nobody is handed a shadow's id unless the code reads it.
 
     .. versionadded:: 0.3.0
     """
@@ -126,6 +127,9 @@ class ShadowPrediction(Prediction):
                 internal_error("ShadowMonitor.predict", exc)
         self._start = _perf_counter()
         return self
+
+    def _describe_id(self) -> None:
+        """Nothing: a shadow's id is made when read, not for its span."""
 
     def record(self, prediction: object, confidence: object = None) -> None:
         """Record the challenger's output as :meth:`Prediction.record` does, then compare it
