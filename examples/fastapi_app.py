@@ -136,12 +136,15 @@ def create_app(
     telemetry: dict[str, Any] | None = None,
     faults: bool | None = None,
     configure: bool | None = None,
+    shadow: str | None = None,
 ) -> FastAPI:
     """The service. Called with no arguments (``uvicorn --factory`` in each worker) it runs
     ``otel_mlmon.configure()`` first; ``configure=False`` when the caller did already.
     ``telemetry`` is FastAPI's native telemetry configuration (providers for tests, which
     also skips ``configure()``); by default the global providers, without FastAPI's operation
-    spans. ``faults`` enables the ``X-Example-Fault`` header (default: ``EXAMPLE_FAULTS``)."""
+    spans. ``faults`` enables the ``X-Example-Fault`` header (default: ``EXAMPLE_FAULTS``);
+    ``shadow`` names a version run in the shadow of the served one (default:
+    ``EXAMPLE_SHADOW_VERSION``)."""
     providers = {
         k: v for k, v in (telemetry or {}).items() if k in ("tracer_provider", "meter_provider")
     }
@@ -150,10 +153,12 @@ def create_app(
     configured = otel_mlmon.configure(service_name="iris-fastapi") if configure else None
     version = iris.served_version()
     model = model or iris.model_for(version)
+    monitor = monitor or iris.build_monitor(model, version, **providers)
     service = iris.IrisService(
         model,
-        monitor or iris.build_monitor(model, version, **providers),
+        monitor,
         faults=iris.faults_enabled() if faults is None else faults,
+        shadow=iris.shadow_for(monitor, shadow),
     )
     app = FastAPI(
         title="iris",
@@ -169,6 +174,7 @@ def create_app(
     otel_mlmon.instrument_fastapi(app, monitor=service.monitor, **providers)
     app.state.model = model
     app.state.monitor = service.monitor
+    app.state.service = service
     return app
 
 

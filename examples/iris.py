@@ -13,6 +13,9 @@ Rollouts: ``EXAMPLE_MODEL_VERSION`` names the version a service serves (default
 (:data:`CANARY_REGULARIZATION`); ``OTEL_MLMON_FLEET_VERSIONS`` lists the versions of the fleet,
 so that a label or an outcome posted to any replica counts for the version that made the
 prediction. ``/outcome`` takes the business outcomes of :data:`OUTCOMES`.
+``EXAMPLE_SHADOW_VERSION`` runs a challenger model in the shadow of the served one: recorded on
+every request (``ml.model.role=shadow``, its agreement with the served prediction), never
+answered.
 
 Fault injection, for tests and the demo only and OFF by default: with ``EXAMPLE_FAULTS=1`` in
 the environment, ``/predict`` honours the request header ``X-Example-Fault``: ``slow`` sleeps
@@ -24,6 +27,7 @@ variable the header is ignored.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -41,12 +45,16 @@ MODEL_NAME = "iris"
 MODEL_VERSION = "1.0.0"
 #: The version the demo rolls out beside :data:`MODEL_VERSION`.
 CANARY_VERSION = "1.1.0"
+#: The challenger the demo runs in the shadow of the served version.
+SHADOW_VERSION = "2.0.0"
 #: Environment variable naming the version a service serves (default :data:`MODEL_VERSION`).
 VERSION_ENV = "EXAMPLE_MODEL_VERSION"
-#: Inverse regularization strength of the canary model: stronger regularization, a little less
-#: accurate on iris (0.93 on the training data against 0.97), so that a rollout has something
-#: to show.
-CANARY_REGULARIZATION = 0.03
+#: Environment variable naming a version run in the shadow of the served one (default: none).
+SHADOW_ENV = "EXAMPLE_SHADOW_VERSION"
+#: Inverse regularization strength of each version's model: the canary's is stronger, a little
+#: less accurate on iris (0.93 on the training data against 0.97), the shadow's stronger still
+#: (0.87), so that a rollout has something to show. Any other version gets the canary's.
+REGULARIZATION = {MODEL_VERSION: 1.0, CANARY_VERSION: 0.03, SHADOW_VERSION: 0.01}
 #: The business outcomes ``/outcome`` takes: revenue in US dollars (summed) and a 1-5 rating
 #: (a distribution).
 OUTCOMES = otel_mlmon.Outcomes(kinds=("revenue",), scores=("rating",), unit="{USD}")
@@ -111,8 +119,23 @@ class IrisModel:
 
 
 def model_for(version: str) -> IrisModel:
-    """The model of ``version``: the canary model for any version but :data:`MODEL_VERSION`."""
-    return IrisModel() if version == MODEL_VERSION else IrisModel(CANARY_REGULARIZATION)
+    """The model of ``version`` (see :data:`REGULARIZATION`)."""
+    return IrisModel(REGULARIZATION.get(version, REGULARIZATION[CANARY_VERSION]))
+
+
+@dataclass
+class Shadow:
+    """A challenger run in the shadow of the served model: its monitor and its model."""
+
+    monitor: otel_mlmon.ShadowMonitor
+    model: IrisModel
+
+
+def shadow_for(monitor: otel_mlmon.ModelMonitor, version: str | None = None) -> Shadow | None:
+    """The shadow of ``version`` (default ``EXAMPLE_SHADOW_VERSION``) beside ``monitor``'s
+    served version, or None when there is none."""
+    version = version or os.environ.get(SHADOW_ENV, "").strip()
+    return Shadow(monitor.shadow(version), model_for(version)) if version else None
 
 
 def build_monitor(
@@ -152,6 +175,8 @@ class IrisService:
     monitor: otel_mlmon.ModelMonitor
     #: Whether the ``X-Example-Fault`` header is honoured (see the module docstring).
     faults: bool = False
+    #: A challenger recorded on every request, never answered (see :func:`shadow_for`).
+    shadow: Shadow | None = None
 
     def predict(
         self, features: list[float] | list[list[float]], fault: str | None = None
@@ -176,6 +201,8 @@ class IrisService:
                 log_prediction(
                     int(classes[0]), confidence=float(confidences[0]), prediction_id=p.id
                 )
+        if self.shadow is not None:
+            self._in_the_shadow(rows, p, batch)
         body: dict[str, Any] = {"prediction_id": p.id, "request_id": get_request_id()}
         if batch:
             body["predictions"] = [int(c) for c in classes]
@@ -184,6 +211,17 @@ class IrisService:
             body["prediction"] = int(classes[0])
             body["confidence"] = round(float(confidences[0]), 6)
         return body
+
+    def _in_the_shadow(self, rows: np.ndarray, served: otel_mlmon.Prediction, batch: bool) -> None:
+        """The challenger on the same rows, recorded against the served prediction. Its
+        failure is recorded (``ml.model.errors`` of the shadow) and never reaches the caller."""
+        assert self.shadow is not None
+        with contextlib.suppress(Exception), self.shadow.monitor.predict(served) as s:
+            classes, confidences = self.shadow.model.predict(rows)
+            if batch:
+                s.record(classes, confidences)
+            else:
+                s.record(int(classes[0]), float(confidences[0]))
 
     def feedback(self, prediction_id: str, label: int | list[int]) -> dict[str, Any]:
         """Join the true class (one per row of a batch) to an earlier prediction."""

@@ -96,6 +96,7 @@ def test_demo_serves_metrics_while_it_runs_and_ends_flushed(tmp_path: Path) -> N
     # The canary takes its share, and the summary compares it with the stable version.
     assert re.search(r"model 1\.1\.0\s+predictions\s+[1-9]", final)
     assert re.search(r"rollout\s+1\.1\.0 vs 1\.0\.0:\s+accuracy", final)
+    assert re.search(r"shadow\s+2\.0\.0 vs 1\.0\.0:\s+agreement\s+\d+\.\d%", final)
     assert re.search(r"last trace\s+[0-9a-f]{32}", final)
     assert "DRIFT INJECTED" in final  # 40 % of 6 s: the drift started
     assert "telemetry flushed" in stdout
@@ -123,7 +124,9 @@ def test_terminal_shows_the_summary_and_the_log_file_the_service_logs(tmp_path: 
 
 
 def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
-    process = start_demo("--duration", "0", "--rate", "20", "--no-drift", "--canary-share", "0")
+    process = start_demo(
+        "--duration", "0", "--rate", "20", "--no-drift", "--canary-share", "0", "--no-shadow"
+    )  # fmt: skip
     try:
         read_until(process, r"Ctrl-C to stop")
         read_until(process, r"model \S+\s+predictions\s+[1-9]")  # the traffic is flowing
@@ -137,9 +140,8 @@ def test_ctrl_c_stops_the_demo_cleanly_with_a_flush() -> None:
     assert "telemetry flushed" in stdout
     assert "DRIFT INJECTED" not in stdout
     assert "Traceback" not in stderr
-    assert ("rollout", "model 1.1.0", "canary ") == tuple(
-        text for text in ("rollout", "model 1.1.0", "canary ") if text not in stdout
-    )
+    absent = ("rollout", "model 1.1.0", "canary ", "shadow ", "model 2.0.0")
+    assert absent == tuple(text for text in absent if text not in stdout)
 
 
 def test_arguments_of_the_subcommand() -> None:
@@ -332,3 +334,35 @@ def test_summary_compares_each_version_with_the_stable_one() -> None:
     (rollout,) = [line for line in lines if line.startswith("  rollout")]
     assert "1.1.0 vs 1.0.0:  accuracy -   p95 ms -   $/prediction -0.25   rating -1.00" in rollout
     assert 2 == len([line for line in lines if " share " in line])
+
+
+def test_a_shadow_shows_its_agreement_and_takes_no_share() -> None:
+    text = "\n".join(
+        [
+            "# TYPE ml_model_predictions_total counter",
+            'ml_model_predictions_total{ml_model_name="iris",ml_model_version="1.0.0"} 10',
+            'ml_model_predictions_total{ml_model_name="iris",ml_model_role="shadow",'
+            'ml_model_version="2.0.0"} 10',
+            "# TYPE ml_model_shadow_comparisons_total counter",
+            'ml_model_shadow_comparisons_total{ml_model_name="iris",ml_model_role="shadow",'
+            'ml_model_version="2.0.0",ml_shadow_agreement="agree",'
+            'ml_shadow_champion_version="1.0.0"} 9',
+            'ml_model_shadow_comparisons_total{ml_model_name="iris",ml_model_role="shadow",'
+            'ml_model_version="2.0.0",ml_shadow_agreement="disagree",'
+            'ml_shadow_champion_version="1.0.0"} 1',
+        ]
+    )
+
+    summary = summarize(parse_samples(text + "\n"))
+    lines = render(summary, Traffic(), elapsed=1.0, setting=SETTING)
+
+    shadow = summary.models["2.0.0"]
+    assert (True, 0.9, None, None) == (
+        shadow.shadow,
+        shadow.agreement,
+        summary.share("2.0.0"),
+        shadow.value_per_prediction,
+    )
+    assert 1.0 == summary.share("1.0.0")
+    (line,) = [line for line in lines if line.startswith("  shadow")]
+    assert "2.0.0 vs 1.0.0:  agreement 90.0%   p95 ms -" == line.split("shadow", 1)[1].strip()

@@ -4,7 +4,8 @@ The FastAPI example as the package ships it (``otel_mlmon.examples.fastapi_app``
 ``examples/fastapi_app.py`` of the repository) runs under uvicorn in a thread on a loopback
 port, and a canary of the next model version on another (``--canary-share``), as two replicas
 of a rollout would: each verifies the other's prediction ids, so a label or an outcome posted
-to either counts for the version that made the prediction. Telemetry runs on the embedded
+to either counts for the version that made the prediction. Unless ``--no-shadow``, a
+challenger runs in the shadow of the stable version. Telemetry runs on the embedded
 default (:func:`otel_mlmon.configure`: metrics on the Prometheus endpoint) or, with
 ``--otlp-endpoint``, exporting every signal to that collector. The live view is read from the
 Prometheus endpoint, so that endpoint stays up with OTLP too. The terminal shows only the view:
@@ -130,7 +131,10 @@ def _start_services(
         served = iris.model_for(version)
         model = model or served
         monitor = iris.build_monitor(served, version, labels)
-        app = service_module.create_app(model=served, monitor=monitor, configure=False)
+        shadow = None if model is not served or args.no_shadow else iris.SHADOW_VERSION
+        app = service_module.create_app(
+            model=served, monitor=monitor, configure=False, shadow=shadow
+        )
         started.append(_start_service(app, port))
     return started[0], started[1] if canary else None, model
 

@@ -14,10 +14,11 @@ Run the iris example service (examples/fastapi_app.py, installed as
 otel_mlmon.examples.fastapi_app) on 127.0.0.1 and drive traffic at it: single
 and batch predictions, malformed requests (422), model errors (500), delayed
 labels, business outcomes (revenue, ratings) and, part-way through, a drift.
-A canary of the next model version serves --canary-share of the predictions;
+A canary of the next model version serves --canary-share of the predictions,
+and a challenger runs in the shadow of the stable one (--no-shadow: none);
 labels and outcomes go to either service. The terminal shows a live summary
-read from the Prometheus endpoint, comparing the two versions; the services'
-JSON log lines go to --log-file. Ctrl-C, or the end of --duration, stops the
+read from the Prometheus endpoint, comparing the versions; the services' JSON
+log lines go to --log-file. Ctrl-C, or the end of --duration, stops the
 traffic, flushes every signal and exits 0.
 
 Needs the examples extra:  pip install 'otel-mlmon[examples]'"""
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "http://localhost:4318 (default: the embedded Prometheus endpoint only)",
     )
     parser.add_argument("--no-drift", action="store_true", help="do not inject a drift")
+    parser.add_argument(
+        "--no-shadow", action="store_true", help="run no challenger in the shadow of the stable one"
+    )
     parser.add_argument(
         "--canary-share",
         type=float,

@@ -19,6 +19,7 @@ Sample = tuple[str, Mapping[str, str], float]
 _HTTP_DURATION: Final = "http_server_request_duration_seconds"
 _MODEL_DURATION: Final = "ml_model_prediction_duration_seconds"
 _VERSION: Final = "ml_model_version"
+_ROLE: Final = "ml_model_role"
 _FEATURE: Final = "ml_feature_name"
 _METHOD: Final = "ml_drift_method"
 
@@ -88,6 +89,11 @@ class ModelStats:
     outcome_value: float = 0.0
     score_sum: float = 0.0
     scores: int = 0
+    #: Whether the version runs in the shadow (``ml_model_role="shadow"``): its rows compared
+    #: with the served ones, and those that agreed.
+    shadow: bool = False
+    compared: int = 0
+    agreed: int = 0
 
     @property
     def accuracy(self) -> float | None:
@@ -96,8 +102,16 @@ class ModelStats:
 
     @property
     def value_per_prediction(self) -> float | None:
-        """Outcome value earned per prediction (None before the first prediction)."""
-        return self.outcome_value / self.predictions if self.predictions else None
+        """Outcome value earned per prediction (None before the first prediction, and for a
+        shadow, whose predictions earn nothing: they are not served)."""
+        if self.shadow or not self.predictions:
+            return None
+        return self.outcome_value / self.predictions
+
+    @property
+    def agreement(self) -> float | None:
+        """A shadow's share of rows that agreed with the served ones (None before the first)."""
+        return self.agreed / self.compared if self.compared else None
 
     @property
     def mean_score(self) -> float | None:
@@ -133,12 +147,16 @@ class Summary:
 
     def model(self, labels: Mapping[str, str]) -> ModelStats:
         """The stats of the version ``labels`` names (created on first sight)."""
-        return self.models.setdefault(labels.get(_VERSION, "?"), ModelStats())
+        stats = self.models.setdefault(labels.get(_VERSION, "?"), ModelStats())
+        stats.shadow = stats.shadow or labels.get(_ROLE) == "shadow"
+        return stats
 
     def share(self, version: str) -> float | None:
-        """Share of all predictions made by ``version`` (None before the first)."""
-        total = sum(stats.predictions for stats in self.models.values())
-        return self.models[version].predictions / total if total else None
+        """Share of the served predictions made by ``version`` (None before the first, and
+        for a shadow, which serves none)."""
+        total = sum(s.predictions for s in self.models.values() if not s.shadow)
+        stats = self.models[version]
+        return stats.predictions / total if total and not stats.shadow else None
 
 
 Fold = Callable[[Summary, Mapping[str, str], float], None]
@@ -198,6 +216,13 @@ def _score_count(summary: Summary, labels: Mapping[str, str], value: float) -> N
     summary.model(labels).scores += int(value)
 
 
+def _comparisons(summary: Summary, labels: Mapping[str, str], value: float) -> None:
+    stats = summary.model(labels)
+    stats.compared += int(value)
+    if labels.get("ml_shadow_agreement") == "agree":
+        stats.agreed += int(value)
+
+
 def _drift_key(labels: Mapping[str, str]) -> tuple[str, str]:
     return labels.get(_FEATURE, "?"), labels.get(_METHOD, "?")
 
@@ -229,6 +254,7 @@ FOLDS: Final[Mapping[str, Fold]] = {
     "ml_model_outcome_value_total": _outcome_value,
     "ml_model_outcome_score_sum": _score_sum,
     "ml_model_outcome_score_count": _score_count,
+    "ml_model_shadow_comparisons_total": _comparisons,
 }
 #: Folds by name prefix, for gauges whose unit suffix depends on the export path.
 PREFIX_FOLDS: Final[tuple[tuple[str, Fold], ...]] = (

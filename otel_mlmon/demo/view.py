@@ -79,20 +79,27 @@ def _models(summary: Summary) -> list[str]:
 
 
 def _comparison(summary: Summary) -> list[str]:
-    """With two versions or more: each against the stable one, the one with the most
-    predictions (as the rollout rules take it)."""
-    if len(summary.models) < 2:
+    """With two versions or more: each against the stable one, the served version with the
+    most predictions (as the rollout rules take it); a shadow by its agreement and latency."""
+    served = [v for v, stats in summary.models.items() if not stats.shadow]
+    if len(summary.models) < 2 or not served:
         return []
-    stable = max(summary.models, key=lambda version: summary.models[version].predictions)
+    stable = max(served, key=lambda version: summary.models[version].predictions)
     base = summary.models[stable]
     lines = []
     for version, stats in summary.models.items():
         if version == stable:
             continue
+        p95 = _delta(_scaled(stats.p95), _scaled(base.p95), "+.2f")
+        if stats.shadow:
+            lines.append(
+                f"  shadow       {version} vs {stable}:  agreement "
+                f"{_number(stats.agreement, '.1%', 1)}   p95 ms {p95}"
+            )
+            continue
         lines.append(
             f"  rollout      {version} vs {stable}:  accuracy "
-            f"{_delta(stats.accuracy, base.accuracy, '+.3f')}   p95 ms "
-            f"{_delta(_scaled(stats.p95), _scaled(base.p95), '+.2f')}   $/prediction "
+            f"{_delta(stats.accuracy, base.accuracy, '+.3f')}   p95 ms {p95}   $/prediction "
             f"{_delta(stats.value_per_prediction, base.value_per_prediction, '+.2f')}   rating "
             f"{_delta(stats.mean_score, base.mean_score, '+.2f')}"
         )
