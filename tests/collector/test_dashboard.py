@@ -49,12 +49,17 @@ def test_dashboard_reads_only_metrics_and_labels_the_sdk_emits() -> None:
 def test_quality_panels_read_the_fleet_recording_rules_not_per_process_series() -> None:
     # Quality is scored over every worker and replica by otel-mlmon-quality.rules.yml; a panel
     # reading ml_model_labels_total directly shows outcomes, never a score.
+    # The version comparison reads the rollout rules (otel-mlmon-rollouts.rules.yml) too.
     recorded = {name for _, expr in dashboard_expressions() for name in recorded_names(expr)
                 if name.startswith("ml:model_")}  # fmt: skip
     assert {
         "ml:model_accuracy:1h", "ml:model_precision:1h", "ml:model_recall:1h",
         "ml:model_f1_score:1h", "ml:model_mae:1h", "ml:model_rmse:1h",
         "ml:model_labels_matched:increase1h", "ml:model_confusion:increase1h",
+        "ml:model_traffic_share:rate5m", "ml:model_latency_seconds:p50_rate5m",
+        "ml:model_latency_seconds:p95_rate5m", "ml:model_error_ratio:rate5m",
+        "ml:model_accuracy:predict_linear24h", "ml:model_outcome_value_per_prediction:1h",
+        "ml:model_shadow_agreement:1h",
     } == recorded  # fmt: skip
     direct = {where for where, expr in dashboard_expressions()
               if "ml_model_labels_total" in metric_names(expr)}  # fmt: skip
@@ -64,7 +69,7 @@ def test_quality_panels_read_the_fleet_recording_rules_not_per_process_series() 
 def test_dashboard_covers_every_section_the_issue_asks_for() -> None:
     rows = [panel["title"] for panel in _dashboard()["panels"] if panel["type"] == "row"]
     expected = ["Traffic", "Latency", "Errors", "Confidence and quality", "Drift",
-                "GPU and process", "Model", "Fleet drift"]  # fmt: skip
+                "GPU and process", "Model", "Fleet drift", "Version comparison"]  # fmt: skip
     assert expected == rows
 
 
