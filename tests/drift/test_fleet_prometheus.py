@@ -182,12 +182,13 @@ def test_the_dashboards_fleet_drift_row_answers_on_the_real_prometheus(
     )
     panels = dashboard["panels"]
     start = next(i for i, p in enumerate(panels) if p["title"] == "Fleet drift")
+    end = next((i for i, p in enumerate(panels) if i > start and p["type"] == "row"), len(panels))
     queries = {
         f"{panel['title']} {target['refId']}": target["expr"]
         .replace("$service", ".*")
         .replace("$model", ".*")
         .replace("$__rate_interval", "5s")
-        for panel in panels[start + 1 :]
+        for panel in panels[start + 1 : end]
         for target in panel["targets"]
     }
     features = {name: set(_query(fleet, expr)) for name, expr in queries.items()}
