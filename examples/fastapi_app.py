@@ -69,7 +69,7 @@ class OutcomeRequest(BaseModel):
     """A business outcome of an earlier prediction: a kind of ``iris.OUTCOMES``, and its value
     (revenue in USD, a 1-5 rating)."""
 
-    prediction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    prediction_id: Annotated[str, Field(min_length=1, max_length=iris.MAX_PREDICTION_ID_CHARS)]
     kind: Annotated[str, Field(min_length=1, max_length=64)]
     value: float | None = None
 

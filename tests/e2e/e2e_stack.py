@@ -254,13 +254,13 @@ def _wait_ready(program: Program, url: str) -> None:
     eventually(probe, f"{program.name} at {url}")
 
 
-def with_test_settings(config: dict[str, Any], targets: dict[str, str]) -> dict[str, Any]:
+def with_test_settings(config: dict[str, Any], targets: dict[str, list[str]]) -> dict[str, Any]:
     """The mounted prometheus.yml as the tests run it: the same but for 1 s intervals and the
-    scrape targets, each job's on the loopback port ``targets[job]``."""
+    scrape targets, each job's the loopback addresses ``targets[job]``."""
     config = json.loads(json.dumps(config))
     config["global"].update(scrape_interval=SCRAPE_INTERVAL, evaluation_interval=SCRAPE_INTERVAL)
     for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+        job["static_configs"] = [{"targets": targets[job["job_name"]]}]
     return config
 
 
@@ -268,7 +268,7 @@ def start_prometheus(
     root: Path,
     workdir: Path,
     binary: Path,
-    targets: dict[str, str],
+    targets: dict[str, list[str]],
     scrape_configs: list[dict[str, Any]] | None = None,
 ) -> tuple[Program, Prometheus]:
     """Start Prometheus as docker-compose.yml runs it, from the layout it mounts under ``root``:
@@ -344,8 +344,8 @@ def stack(binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
         _wait_ready(jaeger, f"http://{loopback['jaeger_http']}/api/services")
         _wait_ready(collector, f"http://{loopback['health']}/")
         prometheus, api = start_prometheus(root, workdir, binaries["prometheus"], {
-            "otel-collector": loopback["exporter"],
-            "otel-collector-self": loopback["collector_metrics"],
+            "otel-collector": [loopback["exporter"]],
+            "otel-collector-self": [loopback["collector_metrics"]],
         })  # fmt: skip
         programs.append(prometheus)
         yield Stack(
@@ -360,46 +360,58 @@ def stack(binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
             program.stop()
 
 
-def _run_example(workdir: Path, env: dict[str, str], *args: str) -> tuple[Program, str]:
+def _run_example(name: str, workdir: Path, env: dict[str, str]) -> tuple[Program, str]:
     """Start the FastAPI example by its documented command; returns it and its base URL."""
     port = free_port()
-    example = _start("fastapi-example", [
-        sys.executable, str(EXAMPLE), "--port", str(port), *args,
+    example = _start(name, [
+        sys.executable, str(EXAMPLE), "--port", str(port),
     ], workdir, _clean_env(EXAMPLE_FAULTS="1", PYTHONUNBUFFERED="1", **env))  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     _wait_ready(example, f"{base_url}/health")
     return example, base_url
 
 
-def _run_example_workers(workdir: Path, metrics_port: int) -> tuple[Program, str]:
+def _run_example_workers(
+    name: str, workdir: Path, metrics_port: int, env: dict[str, str]
+) -> tuple[Program, str]:
     """Start the FastAPI example under uvicorn workers by its documented command, from the
     repository root, serving the embedded endpoint on ``metrics_port``."""
     port = free_port()
     uvicorn = Path(sys.executable).parent / "uvicorn"
-    example = _start("fastapi-example-workers", [
+    example = _start(name, [
         str(uvicorn), "--factory", "--workers", str(WORKERS), "--host", "127.0.0.1",
         "--port", str(port), "--app-dir", "examples", "fastapi_app:create_app",
     ], workdir, _clean_env(
         EXAMPLE_FAULTS="1", PYTHONUNBUFFERED="1", OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        **env,
     ), cwd=REPO)  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     _wait_ready(example, f"{base_url}/health")
     return example, base_url
 
 
-def _drive(base_url: str) -> dict[str, Any]:
+def _drive(stable_url: str, canary_url: str) -> dict[str, Any]:
     from sklearn.datasets import load_iris
-    from traffic import drive
+    from traffic import drive_rollout
 
     iris = load_iris()
-    return drive(base_url, iris.data.tolist(), [int(t) for t in iris.target])
+    return drive_rollout(stable_url, canary_url, iris.data.tolist(),
+                         [int(t) for t in iris.target])  # fmt: skip
+
+
+def version_selector(result: dict[str, Any], version: str | None = None) -> str:
+    """The PromQL label matchers of the traffic's service, model and served ``version``
+    (default: the stable one)."""
+    return (f'job="{result["service_name"]}", ml_model_name="{result["model_name"]}", '
+            f'ml_model_version="{version or result["model_version"]}"')  # fmt: skip
 
 
 def _wait_for_everything(prometheus: Prometheus, result: dict[str, Any]) -> None:
     """Until the final counter values and the drift are in Prometheus."""
-    selector = f'job="{result["service_name"]}", ml_model_name="{result["model_name"]}"'
+    selector = version_selector(result)
+    canary = version_selector(result, result["canary_version"])
 
-    def final(expr: str, expected: int) -> bool:
+    def final(expr: str, expected: float) -> bool:
         samples = prometheus.promql(expr)
         return bool(samples) and float(samples[0]["value"][1]) == expected
 
@@ -413,6 +425,15 @@ def _wait_for_everything(prometheus: Prometheus, result: dict[str, Any]) -> None
     eventually(lambda: final(labels, result["labels"]), "every label matched in Prometheus")
     eventually(lambda: prometheus.promql_has_data(f"ml_drift_detected{{{selector}}} == 1"),
                "the drift detected in Prometheus")  # fmt: skip
+    canary_labels = f'sum(ml_model_labels_total{{{canary}, ml_label_outcome="matched"}})'
+    eventually(lambda: final(canary_labels, result["canary"]["labels"]),
+               "every label of the canary matched in Prometheus")  # fmt: skip
+    for version, sent in result["outcomes"].items():
+        outcomes = (f"sum(ml_model_outcomes_total{{{version_selector(result, version)}, "
+                    'ml_outcome_status="matched"})')  # fmt: skip
+        count = sum(map(len, sent.values()))
+        eventually(lambda outcomes=outcomes, count=count: final(outcomes, count),
+                   f"every outcome of {version} matched in Prometheus")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -421,22 +442,27 @@ def traffic(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     everything it sent can be queried: the final counter values in Prometheus, the traces in
     Jaeger, the drift scores. The example keeps running (and exporting) until the session
     ends."""
+    from traffic import CANARY_ENV, STABLE_ENV
+
     workdir = tmp_path_factory.mktemp("example")
-    example, base_url = _run_example(
-        workdir,
-        {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_http,
-            "OTEL_METRIC_EXPORT_INTERVAL": EXPORT_INTERVAL_MS,
-        },
-    )
+    exporting = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_http,
+        "OTEL_METRIC_EXPORT_INTERVAL": EXPORT_INTERVAL_MS,
+    }
+    programs: list[Program] = []
     try:
-        result = _drive(base_url)
+        example, base_url = _run_example("fastapi-example", workdir, {**exporting, **STABLE_ENV})
+        programs.append(example)
+        canary, canary_url = _run_example("fastapi-canary", workdir, {**exporting, **CANARY_ENV})
+        programs.append(canary)
+        result = _drive(base_url, canary_url)
         _wait_for_everything(stack.prometheus, result)
         for key in ("ok_trace_id", "error_trace_id"):
             eventually(lambda key=key: stack.jaeger_trace(result[key]), f"{key} in Jaeger")
         yield result
     finally:
-        example.stop()
+        for program in reversed(programs):
+            program.stop()
 
 
 @pytest.fixture(scope="session")
@@ -447,23 +473,30 @@ def embedded(
     /metrics endpoint (no OTLP endpoint set), scraped by a Prometheus run as compose runs it,
     with the rules compose mounts and the scrape job docs/stack.md shows for a service's own
     endpoint (job named after the service)."""
-    from traffic import SERVICE_NAME
+    from traffic import CANARY_ENV, SERVICE_NAME, STABLE_ENV
 
     binary = _required_prometheus()
     workdir = tmp_path_factory.mktemp("default-path")
-    metrics_port = free_port()
-    example, base_url = _run_example_workers(workdir, metrics_port)
-    programs = [example]
+    metrics_port, canary_metrics_port = free_port(), free_port()
+    programs: list[Program] = []
     try:
+        example, base_url = _run_example_workers(
+            "fastapi-example-workers", workdir, metrics_port, STABLE_ENV
+        )
+        programs.append(example)
+        canary, canary_url = _run_example_workers(
+            "fastapi-canary-workers", workdir, canary_metrics_port, CANARY_ENV
+        )
+        programs.append(canary)
         prometheus, api = start_prometheus(
             workdir / "default-path",
             workdir,
             binary,
-            {SERVICE_NAME: f"127.0.0.1:{metrics_port}"},
+            {SERVICE_NAME: [f"127.0.0.1:{metrics_port}", f"127.0.0.1:{canary_metrics_port}"]},
             scrape_configs=[{"job_name": SERVICE_NAME}],
         )
         programs.append(prometheus)
-        result = _drive(base_url)
+        result = _drive(base_url, canary_url)
         _wait_for_everything(api, result)
         yield MetricsPath("default", api, result, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:

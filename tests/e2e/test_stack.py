@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_stack import Stack, eventually, http_get
+from e2e_stack import Stack, eventually, http_get, version_selector
 from stack_files import (
     OTELCOL_CONFIG,
     OTELCOL_DEBUG_OVERLAY,
@@ -30,7 +30,8 @@ def _spans_by_name(trace: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _selector(traffic: dict[str, Any]) -> str:
-    return f'job="{traffic["service_name"]}", ml_model_name="{traffic["model_name"]}"'
+    """The stable version's series (tests/e2e/traffic.py: the canary's are its own)."""
+    return version_selector(traffic)
 
 
 # --- the collector -----------------------------------------------------------------------------
@@ -259,7 +260,8 @@ def test_latency_exemplars_lead_to_traces_in_jaeger_the_slow_and_the_failed_amon
                        f"exemplars of {histogram}")  # fmt: skip
     assert traffic["slow_trace_ids"][-1] in found["ok"]
     assert traffic["error_trace_ids"][-1] in found["failed"]
-    assert found["failed"] <= set(traffic["error_trace_ids"])
+    # The canary's failures are exemplars of its own series.
+    assert found["failed"] <= {*traffic["error_trace_ids"], *traffic["canary"]["error_trace_ids"]}
     missing = []
     for trace_id in sorted(found["ok"] | found["failed"]):
         try:
@@ -275,7 +277,8 @@ def test_error_counter_exemplars_are_failed_calls(stack: Stack, traffic: dict[st
     found = eventually(
         lambda: _exemplar_traces(stack, "ml_model_errors_total", traffic), "error exemplars"
     )
-    assert (set(), True) == (found["ok"], found["failed"] <= set(traffic["error_trace_ids"]))
+    failed = {*traffic["error_trace_ids"], *traffic["canary"]["error_trace_ids"]}
+    assert (set(), True) == (found["ok"], found["failed"] <= failed)
 
 
 # --- Prometheus as compose runs it -------------------------------------------------------------
