@@ -15,11 +15,10 @@ Telemetry never raises into the caller: bad inputs are counted under
 
 from __future__ import annotations
 
-import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from opentelemetry import trace as trace_api
 from opentelemetry.metrics import MeterProvider
@@ -28,6 +27,7 @@ from opentelemetry.trace import TracerProvider
 from otel_mlmon import _fork, _observables, semconv
 from otel_mlmon._guard import internal_error
 from otel_mlmon.exceptions import ConfigurationError
+from otel_mlmon.logs.events import emit_event
 from otel_mlmon.monitor import _keys
 from otel_mlmon.monitor._config import (
     TASKS,
@@ -69,7 +69,6 @@ __all__ = [
 # prediction's is recorded (instrumentation/flask.py imports it from here).
 _record_exception = record_exception
 
-_events: Final = logging.getLogger("otel_mlmon.events")
 _monitors: weakref.WeakSet[ModelMonitor] = weakref.WeakSet()
 
 P = ParamSpec("P")
@@ -242,15 +241,13 @@ class ModelMonitor:
             check_length("framework", framework)
             self._model.framework = framework
         self._model.loaded_at = time.time()
-        _events.info(
-            semconv.EVENT_MODEL_LOADED,
-            extra={
-                semconv.ML_MODEL_NAME: self.name,
-                semconv.ML_MODEL_VERSION: self.version,
-                semconv.ML_MODEL_FRAMEWORK: self.framework,
-                "metrics": dict(metrics or {}),
-            },
-        )
+        loaded: dict[str, Any] = {
+            semconv.ML_MODEL_NAME: self.name,
+            semconv.ML_MODEL_VERSION: self.version,
+            semconv.ML_MODEL_FRAMEWORK: self.framework,
+            "metrics": dict(metrics or {}),
+        }
+        emit_event(semconv.EVENT_MODEL_LOADED, **loaded)
 
     def update_model(
         self, version: str, *, reason: str | None = None, metrics: Mapping[str, float] | None = None
@@ -264,16 +261,14 @@ class ModelMonitor:
         self._model.loaded_at = time.time()
         if self._recorder.drift is not None:
             self._recorder.drift.model_updated()
-        _events.info(
-            semconv.EVENT_MODEL_UPDATED,
-            extra={
-                semconv.ML_MODEL_NAME: self.name,
-                "old_version": old,
-                "new_version": version,
-                "reason": reason,
-                "metrics": dict(metrics or {}),
-            },
-        )
+        updated: dict[str, Any] = {
+            semconv.ML_MODEL_NAME: self.name,
+            "old_version": old,
+            "new_version": version,
+            "reason": reason,
+            "metrics": dict(metrics or {}),
+        }
+        emit_event(semconv.EVENT_MODEL_UPDATED, **updated)
 
     def set_reference(self, reference: object = None, *, predictions: object = None) -> None:
         """Replace the drift reference (features and/or predictions), e.g. after retraining.
