@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any, Final
 
 import httpx
 from _otlp import OtlpHttpServer
+from _wait import eventually, free_port, wait_healthy
 
 from otel_mlmon.demo import parse_samples
 
@@ -75,13 +74,6 @@ PLAIN_FASTAPI_APP = textwrap.dedent(
         uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     """
 )
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def clean_environment(**variables: str) -> dict[str, str]:
@@ -222,17 +214,10 @@ class Served:
 
     def wait_healthy(self) -> None:
         """Until ``GET /health`` answers 200; fails if the process exits first."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.command.name} exited: {self.stop()}")
-            try:
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{self.command.name} did not become healthy: {self.stop()}")
+        try:
+            wait_healthy(self.base, self.process, START_TIMEOUT_S)
+        except AssertionError as exc:
+            raise AssertionError(f"{self.command.name}: {exc}\n{self.stop()}") from None
 
     def scrape(self) -> str:
         """The Prometheus exposition of the service, as text."""
@@ -241,31 +226,30 @@ class Served:
     def scrape_when(self, ready: Callable[[str], bool]) -> str:
         """Scrape until ``ready(text)`` holds: a request is recorded just after its response
         is sent, so a scrape right after a response may not count it yet."""
-        deadline = time.monotonic() + 30
-        text = self.scrape()
-        while not ready(text):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.command.name}: scrape never became ready:\n{text}")
-            time.sleep(0.1)
+
+        def ready_text() -> str | None:
             text = self.scrape()
-        return text
+            return text if ready(text) else None
+
+        try:
+            return eventually(ready_text, f"{self.command.name}: a scrape that is ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.scrape()}") from None
 
     def wait_for_span(self, matches: Callable[[Any], bool]) -> None:
         """Until the receiver holds a span (OTLP protobuf) that ``matches``."""
-        deadline = time.monotonic() + 30
-        while not any(matches(span) for span in self.receiver.spans()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.command.name}: the span never arrived")
-            time.sleep(0.1)
+        eventually(
+            lambda: any(matches(span) for span in self.receiver.spans()),
+            f"{self.command.name}: the span",
+        )
 
     def wait_for_log_record(self, matches: Callable[[Any], bool]) -> list[Any]:
         """Until the receiver holds a log record (OTLP protobuf) that ``matches``; then every
         record received so far."""
-        deadline = time.monotonic() + 30
-        while not any(matches(record) for record in self.receiver.log_records()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.command.name}: the log record never arrived")
-            time.sleep(0.1)
+        eventually(
+            lambda: any(matches(record) for record in self.receiver.log_records()),
+            f"{self.command.name}: the log record",
+        )
         return list(self.receiver.log_records())
 
     def stop(self) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from _otlp import OtlpGrpcServer, OtlpHttpServer
+from _wait import free_port as _free_port
 from hypothesis import settings
 
 from otel_mlmon.testing import InMemoryTelemetry
@@ -26,6 +27,12 @@ def telemetry() -> Iterator[InMemoryTelemetry]:
     """SDK tracer, meter and logger providers recording in memory; nothing global touched."""
     with InMemoryTelemetry() as providers:
         yield providers
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port that was free a moment ago, for a server the test starts."""
+    return _free_port()
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _otlp import OtlpGrpcServer, OtlpHttpServer, OtlpReceiver
+from _wait import eventually, listening
 from prometheus_client.parser import text_string_to_metric_families
 
 import otel_mlmon
@@ -55,18 +55,6 @@ def _scrape(address: tuple[str, int]) -> dict[str, list[tuple[dict[str, str], fl
     }
 
 
-def _listening(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _record(telemetry: Telemetry) -> ModelMonitor:
     monitor = ModelMonitor(
         "iris",
@@ -101,7 +89,7 @@ def test_embedded_default_serves_prometheus_that_a_scraper_can_parse() -> None:
 
     host, port = telemetry.prometheus_address
     telemetry.shutdown()
-    assert not _listening(host, port)
+    assert not listening(port, host)
 
 
 def test_views_replace_the_default_buckets() -> None:
@@ -270,13 +258,15 @@ def test_a_second_configure_returns_the_first_handle(caplog: pytest.LogCaptureFi
     assert third is not first
 
 
-def test_sdk_disabled_is_a_no_op_and_listens_on_nothing(otel_env: pytest.MonkeyPatch) -> None:
+def test_sdk_disabled_is_a_no_op_and_listens_on_nothing(
+    otel_env: pytest.MonkeyPatch, free_port: int
+) -> None:
     otel_env.setenv("OTEL_SDK_DISABLED", "true")
-    port = _free_port()
+    port = free_port
     telemetry = _configure(prometheus_port=port)
     assert telemetry.disabled
     assert telemetry.prometheus_address is None
-    assert not _listening("127.0.0.1", port)
+    assert not listening(port)
     _record(telemetry)  # records into no-op providers without error
     assert telemetry.force_flush()
     telemetry.shutdown()
@@ -309,28 +299,25 @@ def test_a_taken_port_is_one_clear_error_counted_and_retried_while_the_service_r
         assert "Address already in use" == telemetry.prometheus.error
         assert not telemetry.prometheus.serving
         _record(telemetry)  # the service runs on
-        _wait_for(
-            lambda: telemetry.prometheus is not None and telemetry.prometheus._failed_binds >= 3
+        eventually(
+            lambda: telemetry.prometheus is not None and telemetry.prometheus._failed_binds >= 3,
+            "three failed binds",
         )
     (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert f"127.0.0.1:{port}" in line
     assert "OTEL_EXPORTER_PROMETHEUS_PORT" in line
 
     taken.close()  # the other program goes: the endpoint takes the port at its next retry
-    _wait_for(lambda: telemetry.prometheus is not None and telemetry.prometheus.serving)
+    eventually(
+        lambda: telemetry.prometheus is not None and telemetry.prometheus.serving,
+        "the endpoint serving on the freed port",
+    )
     samples = _scrape(("127.0.0.1", port))
     assert [({"error_type": "OSError", "server_port": str(port)}, 1.0)] == [
         ({k: v for k, v in labels.items() if not k.startswith("otel_scope")}, value)
         for labels, value in samples["ml_monitor_endpoint_errors_total"]
     ]
     assert 3.0 == sum(value for _, value in samples["ml_model_predictions_total"])
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.01)
 
 
 def test_a_malformed_prometheus_port_variable_fails_fast(otel_env: pytest.MonkeyPatch) -> None:
@@ -405,8 +392,8 @@ def test_configure_sets_the_global_providers_and_keeps_ones_the_app_set() -> Non
     assert actions["metrics"].startswith("set MeterProvider")
 
 
-def test_opentelemetry_instrument_runs_our_configurator() -> None:
-    port = _free_port()
+def test_opentelemetry_instrument_runs_our_configurator(free_port: int) -> None:
+    port = free_port
     code = f"""
         import json, urllib.request
         import otel_mlmon

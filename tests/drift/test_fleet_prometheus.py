@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from e2e.e2e_stack import Program, _start, _wait_ready, eventually, free_port, http_get
+from _wait import eventually, free_port
+from e2e.e2e_stack import Program, _start, _wait_ready, http_get
 
 from otel_mlmon.drift import DriftConfig, DriftProcessor
 

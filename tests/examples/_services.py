@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import IO
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The virtual environment's scripts (uvicorn, gunicorn), as ``.venv/bin/`` in the docs.
@@ -23,28 +19,6 @@ BIN = Path(sys.executable).parent
 def load_example(name: str) -> ModuleType:
     """``examples/<name>.py`` as the package ships it: ``otel_mlmon.examples.<name>``."""
     return importlib.import_module(f"otel_mlmon.examples.{name}")
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_healthy(base: str, process: subprocess.Popen[str], timeout: float = 90) -> None:
-    """Wait until ``GET /health`` answers 200; fail if the process exits (or on a hang)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"exited {process.returncode}: {process.communicate()}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("service did not become healthy")
 
 
 def _environment(env: dict[str, str]) -> dict[str, str]:

@@ -7,9 +7,7 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 
 import pytest
-from _services import free_port as _free_port
 from _services import load_example, start_command
-from _services import wait_healthy as _wait_healthy
 
 
 @pytest.fixture(scope="session")
@@ -28,18 +26,6 @@ def fastapi_example() -> ModuleType:
 def flask_example() -> ModuleType:
     """``examples/flask_app.py`` as a module."""
     return load_example("flask_app")
-
-
-@pytest.fixture
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    return _free_port()
-
-
-@pytest.fixture
-def wait_healthy() -> Callable[[str, subprocess.Popen[str]], None]:
-    """Wait until ``GET /health`` answers 200 (or the process exits)."""
-    return _wait_healthy
 
 
 @pytest.fixture

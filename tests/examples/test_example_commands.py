@@ -22,7 +22,8 @@ import httpx
 import psutil
 import pytest
 from _otlp import OtlpHttpServer, sum_points
-from _services import BIN, ROOT, free_port, load_example, start_command, wait_healthy
+from _services import BIN, ROOT, load_example, start_command
+from _wait import free_port, wait_healthy
 
 from otel_mlmon.demo.scrape import parse_samples
 

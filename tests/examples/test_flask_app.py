@@ -11,6 +11,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+from _wait import free_port, wait_healthy
 from flask.testing import FlaskClient
 from opentelemetry.trace import SpanKind
 
@@ -124,21 +125,15 @@ def test_model_error_is_500_with_error_type(
 @pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn not installed")
 def test_documented_gunicorn_command_serves_telemetry_from_the_worker(
     run_command: Callable[..., subprocess.Popen[str]],
-    free_port: int,
-    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        metrics_port = probe.getsockname()[1]
+    port, metrics_port = free_port(), free_port()
     process = run_command(
-        [str(GUNICORN), "-w", "1", "-b", f"127.0.0.1:{free_port}", "--chdir", "examples",
+        [str(GUNICORN), "-w", "1", "-b", f"127.0.0.1:{port}", "--chdir", "examples",
          "flask_app:create_app()"],
         OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
         OTEL_MLMON_CONSOLE_SPANS="true",
     )  # fmt: skip
-    base = f"http://127.0.0.1:{free_port}"
+    base = f"http://127.0.0.1:{port}"
     wait_healthy(base, process)
     headers = {"X-Request-ID": "g-1"}
     response = httpx.post(f"{base}/predict", json={"features": ROW}, headers=headers)

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from _otlp import OtlpHttpServer, sum_points
-from _services import wait_healthy as _wait_healthy
+from _wait import wait_healthy
 
 from otel_mlmon import semconv
 
@@ -152,7 +152,6 @@ def _labels(otlp: OtlpHttpServer) -> tuple[dict[tuple[str, str], float], Counter
 def test_four_workers_without_configuration_match_every_label(
     run_command: Start,
     free_port: int,
-    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
     otlp_http: OtlpHttpServer,
     tmp_path: Path,
     server: str,
@@ -160,7 +159,7 @@ def test_four_workers_without_configuration_match_every_label(
     cache = tmp_path / "cache"
     process = _serve(run_command, free_port, 4, otlp_http, server, XDG_CACHE_HOME=str(cache))
     base = f"http://127.0.0.1:{free_port}"
-    _wait_healthy(base, process.process, timeout=300)  # four workers load the model
+    wait_healthy(base, process.process, timeout=300)  # four workers load the model
     predictions = _predict(base, N, process)
     sent: Counter[tuple[str, str]] = Counter()
     for i, (prediction_id, predicted) in enumerate(predictions):
@@ -180,7 +179,6 @@ def test_four_workers_without_configuration_match_every_label(
 def test_labels_posted_to_another_server_after_the_first_stopped_all_match(
     run_command: Start,
     free_port: int,
-    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
     otlp_http: OtlpHttpServer,
     tmp_path: Path,
 ) -> None:

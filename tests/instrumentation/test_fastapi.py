@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import fastapi
 import httpx
 import pytest
-import uvicorn
+from _uvicorn import serving
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -353,31 +352,11 @@ def test_instrumenting_never_patches_model_monitor(
     assert original is MonitorClass.predict
 
 
-class _Server:
-    """uvicorn on an ephemeral loopback port, in a thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 def test_over_a_real_socket_with_uvicorn(telemetry: InMemoryTelemetry, app: FastAPI) -> None:
-    with _Server(app) as base, httpx.Client(base_url=base) as client:
+    with (
+        serving(app, log_level="warning", lifespan="on") as base,
+        httpx.Client(base_url=base) as client,
+    ):
         ok = client.post("/sync", json={"x": 2}, headers={"X-Request-ID": "sock-1"})
         invalid = client.post("/async", json={})
         failed = client.post("/sync", json={"x": -3})

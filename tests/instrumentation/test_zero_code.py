@@ -29,11 +29,11 @@ from _served import (
     Served,
     clean_environment,
     documented_zero_code,
-    free_port,
     request_count,
     split_command,
     zero_code,
 )
+from _wait import free_port
 
 from otel_mlmon.demo import parse_samples
 

@@ -8,12 +8,12 @@ import asyncio
 import io
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _uvicorn import serving
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -155,28 +155,13 @@ def test_200_concurrent_threaded_requests_over_a_real_server_keep_their_own_ids(
     telemetry: InMemoryTelemetry, stream: io.StringIO, instrumented: list[Any]
 ) -> None:
     import httpx
-    import uvicorn
 
     app = _instrumented_app(telemetry, instrumented)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
 
-    async def main() -> dict[str, dict[str, Any]]:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async def main(base: str) -> dict[str, dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=base) as client:
             return await _fire(client, "/sync")
 
-    try:
-        answers = asyncio.run(main())
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(app, log_config=None, access_log=False, lifespan="off") as base:
+        answers = asyncio.run(main(base))
     _assert_no_bleeding(telemetry, stream, answers, lines_per_request=3)

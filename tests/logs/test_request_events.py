@@ -10,10 +10,8 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from _otlp import OtlpHttpServer
+from _wait import wait_healthy
 from opentelemetry.trace import SpanKind
 
 from logs._apps import ServiceError, call, fastapi_app, flask_app, uninstrument
@@ -149,30 +148,14 @@ def test_the_exception_message_is_there_when_opted_in(telemetry: InMemoryTelemet
 # --- the FastAPI example under uvicorn, by its documented command -------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[str]) -> None:
-    while process.poll() is None:
-        try:
-            if 200 == httpx.get(f"{base}/health", timeout=1).status_code:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"the example exited with {process.returncode}")
-
-
 def _attributes(record: Any) -> dict[str, Any]:
     return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in record.attributes}
 
 
 def test_the_fastapi_example_writes_an_unhandled_exception_as_one_json_line(
-    otlp_http: OtlpHttpServer,
+    otlp_http: OtlpHttpServer, free_port: int
 ) -> None:
-    port = _free_port()
+    port = free_port
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(
         EXAMPLE_FAULTS="1",
@@ -189,7 +172,7 @@ def test_the_fastapi_example_writes_an_unhandled_exception_as_one_json_line(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, process)
+        wait_healthy(base, process)
         response = httpx.post(
             f"{base}/predict",
             json={"features": [5.1, 3.5, 1.4, 0.2]},

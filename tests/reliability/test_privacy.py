@@ -17,7 +17,6 @@ import io
 import logging
 import shutil
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ import flask
 import numpy as np
 import pytest
 from _otlp import OtlpHttpServer
+from _uvicorn import serving
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from opentelemetry.trace import SpanKind, StatusCode
@@ -319,29 +319,6 @@ def test_a_sentinel_in_the_query_string_leaves_no_trace_through_fastapi(
 # --- exception messages through the frameworks' and the server's records -------------------
 
 
-@contextmanager
-def _uvicorn(app: Any) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread on a free port (its loggers left to the root
-    logger, as with ``log_config=None``); yields the base URL."""
-    import time
-
-    import uvicorn
-
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join()
-
-
 @pytest.mark.parametrize("instrumented", [True, False], ids=["instrumented", "plain-fastapi"])
 def test_an_exception_message_carrying_the_request_leaves_through_no_framework_record(
     otlp_http: OtlpHttpServer,
@@ -379,7 +356,8 @@ def test_an_exception_message_carrying_the_request_leaves_through_no_framework_r
         if instrumented:
             instrument_fastapi(app, tracer_provider=telemetry.tracer_provider)
         try:
-            with _uvicorn(app) as base:
+            # Its loggers left to the root logger, as with log_config=None.
+            with serving(app, log_config=None, access_log=False, lifespan="off") as base:
                 assert 500 == httpx.post(f"{base}/score", content=FEATURE.encode()).status_code
         finally:
             if instrumented:

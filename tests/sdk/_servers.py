@@ -11,13 +11,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from _served import clean_environment, free_port
+from _served import clean_environment
+from _wait import eventually, free_port, wait_healthy
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -26,23 +27,6 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 #: Bound on every wait below (a worker trains its model at start-up: slow on 2 busy cores).
 TIMEOUT_S = 180.0
 PREDICT_BODY = {"features": [5.1, 3.5, 1.4, 0.2]}
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT_S) -> T:
-    """Poll ``probe`` until it returns something other than ``None`` or ``False``."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-        except OSError:
-            last = None
-        if last is not None and last is not False:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def scrape(port: int, accept: str | None = None) -> tuple[str, str]:
@@ -95,12 +79,10 @@ class Service:
         return self.log.read_text()
 
     def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            assert self.process.poll() is None, f"the service exited:\n{self.output()[-3000:]}"
-            with urllib.request.urlopen(self.url("/health"), timeout=10) as response:
-                return bool(response.status == 200)
-
-        eventually(healthy, "the service to answer /health")
+        try:
+            wait_healthy(self.url(""), self.process, TIMEOUT_S)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
 
     def predict(self, n: int) -> None:
         """``n`` predictions, each on a new connection so they spread over the workers."""

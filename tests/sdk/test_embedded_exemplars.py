@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 from _otlp import OtlpHttpServer
-from _servers import (
-    eventually,
-    free_port,
-    prometheus,
-    service,
-    service_env,
-    uvicorn_fastapi,
-)
+from _servers import prometheus, service, service_env, uvicorn_fastapi
+from _wait import eventually, free_port
 
 LATENCY_HISTOGRAMS = (
     "ml_model_prediction_duration_seconds_bucket",

@@ -19,8 +19,6 @@ import pytest
 from _otlp import OtlpHttpServer
 from _servers import (
     ROOT,
-    eventually,
-    free_port,
     gunicorn_flask,
     prometheus,
     samples,
@@ -30,6 +28,7 @@ from _servers import (
     uvicorn_fastapi,
     worker_pids,
 )
+from _wait import eventually, free_port
 from prometheus_client.samples import Sample
 
 PREDICTIONS = 24

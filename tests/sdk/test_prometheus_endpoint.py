@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _wait import eventually
 from opentelemetry import trace
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -220,7 +221,9 @@ def test_a_silent_member_cannot_hold_a_scrape_past_its_bound_and_a_gone_one_is_f
         _predict(telemetry, 2)
         start = time.monotonic()
         _, text = _get(telemetry)
-        assert time.monotonic() - start < 2.0
+        # The bound is the contract: the silent member alone would hold the scrape until the
+        # client gives up (10 s). The slack is for a loaded 2-core machine.
+        assert time.monotonic() - start < _group.SNAPSHOT_TIMEOUT_S + 5.0
         assert "ml_model_predictions_total" in text
         assert (directory / "999998-silent.member").exists()
         assert not (directory / "999999-gone.member").exists()
@@ -270,8 +273,6 @@ def test_alone_too_a_taken_port_is_retried_until_it_is_free(
     assert telemetry.prometheus is not None
     assert (False, False) == (telemetry.prometheus.shared, telemetry.prometheus.serving)
     taken.close()
-    deadline = time.monotonic() + 10
-    while not telemetry.prometheus.serving:
-        assert time.monotonic() < deadline, "the port was never taken"
-        time.sleep(0.01)
+    eventually(lambda: telemetry.prometheus is not None and telemetry.prometheus.serving,
+               "the endpoint serving on the freed port")  # fmt: skip
     assert "ml_monitor_endpoint_errors_total" in _get(telemetry)[1]
