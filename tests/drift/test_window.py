@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import tracemalloc
 
 import numpy as np
@@ -115,7 +114,6 @@ def test_memory_stays_bounded_over_a_million_rows() -> None:
     nbytes = window.nbytes
     tracemalloc.start()
     try:
-        started = time.perf_counter()
         for _ in range(100):  # 100,000 single rows
             for _ in range(1_000):
                 window.append_row(row)
@@ -123,13 +121,11 @@ def test_memory_stays_bounded_over_a_million_rows() -> None:
         for _ in range(900):  # 900,000 rows in batches
             window.append_rows(batch)
         after, _ = tracemalloc.get_traced_memory()
-        elapsed = time.perf_counter() - started
     finally:
         tracemalloc.stop()
     assert nbytes == window.nbytes
     assert after - before < 64 * 1024, "the window grew with traffic"
     assert len(window) == 1_000
-    assert elapsed < 10.0
 
 
 @pytest.mark.parametrize("batch", [1, 3, 7, 25])
