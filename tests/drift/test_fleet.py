@@ -63,7 +63,7 @@ def _monitor(telemetry: InMemoryTelemetry, reference: Any, **config: Any) -> Mod
 def test_every_bin_exists_at_zero_before_any_traffic(
     telemetry: InMemoryTelemetry, rng: np.random.Generator
 ) -> None:
-    _monitor(telemetry, rng.normal(size=(1_000, 4)))
+    monitor = _monitor(telemetry, rng.normal(size=(1_000, 4)))
     live = _by_feature(_series(telemetry, semconv.ML_DRIFT_LIVE_VALUES))
     assert set(NAMES) == set(live)
     assert {f: [*map(str, range(10)), MISSING_BIN] for f in NAMES} == {
@@ -73,6 +73,7 @@ def test_every_bin_exists_at_zero_before_any_traffic(
     assert {0.0} == {v for bins in live.values() for v in bins.values()}
     below = _by_feature(_series(telemetry, semconv.ML_DRIFT_LIVE_VALUES_AT_OR_BELOW))
     assert {f: 10 for f in NAMES} == {f: len(bins) for f, bins in below.items()}
+    del monitor  # held until here: the provider holds monitors weakly
 
 
 def test_psi_and_js_from_the_exported_series_equal_the_processors_scores(
@@ -198,11 +199,12 @@ def test_the_reference_id_is_the_same_for_the_same_reference_in_another_monitor(
     found = []
     for _ in range(2):
         with InMemoryTelemetry() as telemetry:
-            _monitor(telemetry, reference.copy())
+            monitor = _monitor(telemetry, reference.copy())
             found.append({
                 telemetry.attributes_of(p)[semconv.ML_DRIFT_REFERENCE_ID]
                 for p in telemetry.metric_points(semconv.ML_DRIFT_REFERENCE_VALUES)
             })  # fmt: skip
+            del monitor  # held until here: the provider holds monitors weakly
     assert found[0] == found[1]
     assert 4 == len(found[0])
 
@@ -210,15 +212,19 @@ def test_the_reference_id_is_the_same_for_the_same_reference_in_another_monitor(
 def test_fleet_features_limits_the_series(
     telemetry: InMemoryTelemetry, rng: np.random.Generator
 ) -> None:
-    _monitor(telemetry, rng.normal(size=(1_000, 4)), fleet_features=("x1",))
+    monitor = _monitor(telemetry, rng.normal(size=(1_000, 4)), fleet_features=("x1",))
     assert {"x1"} == {k[1] for k in _series(telemetry, semconv.ML_DRIFT_LIVE_VALUES)}
+    del monitor  # held until here: the provider holds monitors weakly
 
 
 def test_no_fleet_features_no_series(
     telemetry: InMemoryTelemetry, rng: np.random.Generator
 ) -> None:
-    _monitor(telemetry, rng.normal(size=(1_000, 4)), fleet_features=())
+    monitor = _monitor(telemetry, rng.normal(size=(1_000, 4)), fleet_features=())
+    # Its drift thresholds report while its fleet series stay absent: the monitor is alive.
+    assert 4 == len(telemetry.metric_points(semconv.ML_DRIFT_THRESHOLD))
     assert {} == _series(telemetry, semconv.ML_DRIFT_LIVE_VALUES)
+    del monitor  # held until here: the provider holds monitors weakly
 
 
 def test_an_unknown_fleet_feature_fails_at_construction(
@@ -236,10 +242,11 @@ def test_many_features_are_bounded_by_default_with_one_warning(
     width = DEFAULT_MAX_FLEET_FEATURES + 8
     reference = pd.DataFrame(rng.normal(size=(500, width)), columns=[f"f{i}" for i in range(width)])
     with caplog.at_level(logging.WARNING):
-        _monitor(telemetry, reference)
+        monitor = _monitor(telemetry, reference)
     exported = {k[1] for k in _series(telemetry, semconv.ML_DRIFT_LIVE_VALUES)}
     assert {f"f{i}" for i in range(DEFAULT_MAX_FLEET_FEATURES)} == exported
     assert 1 == caplog.text.count("fleet-drift counters cover the first 32 of 40 features")
+    del monitor  # held until here: the provider holds monitors weakly
 
 
 def test_predictions_are_counted_too(
