@@ -53,11 +53,11 @@ class Providers:
 
 def drift_available() -> bool:
     """Whether this checkout has the drift processor (``otel_mlmon.drift`` and the
-    ``ModelMonitor(reference=...)`` argument)."""
+    ``ModelMonitor(drift=...)`` argument)."""
     if importlib.util.find_spec("otel_mlmon.drift") is None:
         return False
     parameters = inspect.signature(ModelMonitor.__init__).parameters
-    return "reference" in parameters or "drift" in parameters
+    return "drift" in parameters
 
 
 DRIFT_MISSING = "skipped: otel_mlmon.drift is not in this checkout (issue 3)"

@@ -3,7 +3,7 @@
 One ModelMonitor (metrics only: spans are bounded by the SDK's batch processor queue, not by
 us) records a million predictions with a confidence; the ids of nine in ten are read and
 labelled at once, the tenth is read and never labelled, so the pending-label map runs at its
-bound and evicts. Classes cycle through more values than ``max_classes`` so the class bound and
+bound and evicts. Classes cycle through more values than the class limit so the class bound and
 ``_OTHER`` are exercised, and a metric reader collects every 50,000 predictions, as a scrape
 would. The resident set size is sampled every 100,000 up to 800,000; tracemalloc then traces the
 last 200,000 predictions (its own bookkeeping would swell the resident set, so RSS growth is read
@@ -20,7 +20,7 @@ import numpy as np
 
 from bench import MIB, Row, quick, rss_bytes
 from bench._otel import DRIFT_MISSING, Providers, drift_available
-from otel_mlmon import ModelMonitor
+from otel_mlmon import Classes, Drift, ModelMonitor
 
 FEATURES = 20
 FLAT_RSS_MIB = 2.0  # growth from 10 % to 80 % of the run that still counts as flat
@@ -35,13 +35,14 @@ def main() -> list[Row]:
     kwargs: dict[str, Any] = {}
     if drift:
         rng = np.random.default_rng(1)
-        kwargs.update(
+        kwargs["drift"] = Drift(
             feature_names=[f"f{i}" for i in range(FEATURES)],
             reference=rng.normal(size=(10_000, FEATURES)),
         )
     monitor = ModelMonitor(
-        "iris", version="1.2.0", trace=False, max_classes=50, **providers.kwargs, **kwargs
-    )
+        "iris", version="1.2.0", trace=False, classes=Classes(limit=50), **providers.kwargs,
+        **kwargs,
+    )  # fmt: skip
     rows_of = np.random.default_rng(2).normal(size=(1024, FEATURES))
 
     samples: list[tuple[int, float]] = []

@@ -23,8 +23,9 @@ def main(reference_path: str, rows_path: str) -> None:
         "fleet",
         version="1.0",
         task="regression",
-        feature_names=[f"x{i}" for i in range(reference.shape[1])],
-        reference=reference,
+        drift=otel_mlmon.Drift(
+            feature_names=[f"x{i}" for i in range(reference.shape[1])], reference=reference
+        ),
     )
     for row in np.load(rows_path):
         with monitor.predict(features=row) as prediction:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from otel_mlmon import ModelMonitor, semconv
+from otel_mlmon import Drift, ModelMonitor, semconv
 from otel_mlmon.drift import DriftConfig, statistics
 from otel_mlmon.drift.bins import MISSING_BIN, LiveBins
 from otel_mlmon.drift.config import DEFAULT_MAX_FLEET_FEATURES
@@ -52,12 +52,14 @@ def rng() -> np.random.Generator:
 
 
 def _monitor(telemetry: InMemoryTelemetry, reference: Any, **config: Any) -> ModelMonitor:
+    names = list(reference.columns) if hasattr(reference, "columns") else NAMES
+    settings = DriftConfig(**{"window": 1_000, "min_samples": 100, **config})
     return ModelMonitor(
-        "m", version="1", feature_names=list(reference.columns) if hasattr(reference, "columns")
-        else NAMES, reference=reference,
-        drift=DriftConfig(**{"window": 1_000, "min_samples": 100, **config}),
+        "m",
+        version="1",
+        drift=Drift(feature_names=names, reference=reference, config=settings),
         **telemetry.providers,
-    )  # fmt: skip
+    )
 
 
 def test_every_bin_exists_at_zero_before_any_traffic(
@@ -253,7 +255,7 @@ def test_predictions_are_counted_too(
     telemetry: InMemoryTelemetry, rng: np.random.Generator
 ) -> None:
     monitor = ModelMonitor(
-        "m", version="1", task="regression", reference_predictions=rng.normal(size=1_000),
+        "m", version="1", task="regression", drift=Drift(predictions=rng.normal(size=1_000)),
         **telemetry.providers,
     )  # fmt: skip
     for value in rng.normal(size=25):
@@ -267,8 +269,9 @@ def test_a_learned_reference_counts_from_when_it_is_known(
     telemetry: InMemoryTelemetry, rng: np.random.Generator
 ) -> None:
     monitor = ModelMonitor(
-        "m", version="1", feature_names=NAMES,
-        drift=DriftConfig(window=200, min_samples=50, learn_reference_from=100),
+        "m", version="1",
+        drift=Drift(feature_names=NAMES,
+                    config=DriftConfig(window=200, min_samples=50, learn_reference_from=100)),
         **telemetry.providers,
     )  # fmt: skip
     monitor._drift.append(rng.normal(size=(60, 4)))

@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_mlmon import ModelMonitor, semconv
+from otel_mlmon import Drift, ModelMonitor, semconv
 from otel_mlmon.drift import DriftConfig, DriftProcessor, processor
 from otel_mlmon.drift.reference import evaluate
 from otel_mlmon.exceptions import ConfigurationError
@@ -53,9 +53,11 @@ def monitor(telemetry: InMemoryTelemetry, rng: np.random.Generator) -> ModelMoni
     return ModelMonitor(
         "iris",
         version="1.0",
-        feature_names=NAMES,
-        reference=rng.normal(size=(2_000, 4)),
-        drift=DriftConfig(window=300, min_samples=200),
+        drift=Drift(
+            feature_names=NAMES,
+            reference=rng.normal(size=(2_000, 4)),
+            config=DriftConfig(window=300, min_samples=200),
+        ),
         **telemetry.providers,
     )
 
@@ -144,10 +146,12 @@ def test_scores_are_computed_once_per_window_change_across_gauges_and_readers(
     provider = MeterProvider(metric_readers=readers)
     monitor = ModelMonitor(
         "m",
-        feature_names=NAMES,
-        reference=rng.normal(size=(500, 4)),
+        drift=Drift(
+            feature_names=NAMES,
+            reference=rng.normal(size=(500, 4)),
+            config=DriftConfig(window=100, min_samples=50),
+        ),
         meter_provider=provider,
-        drift=DriftConfig(window=100, min_samples=50),
     )
     _feed(monitor, rng.normal(size=(100, 4)))
     for reader in readers:
@@ -252,15 +256,15 @@ def test_rows_as_mappings_frames_tuples_and_batches_all_reach_the_window(
         {"reference": np.zeros((10, 4)), "feature_names": ["a"]},
         {"reference": np.zeros((10, 4)), "feature_names": ["a", "a", "b", "c"]},
         {"reference": np.full((10, 4), np.nan)},
-        {"reference_predictions": []},
-        {"drift": DriftConfig()},
+        {"predictions": []},
+        {"config": DriftConfig()},
     ],
 )
 def test_invalid_drift_configuration_raises_at_construction(
     telemetry: InMemoryTelemetry, kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError):
-        ModelMonitor("m", **kwargs, **telemetry.providers)
+        ModelMonitor("m", drift=Drift(**kwargs), **telemetry.providers)
 
 
 @pytest.mark.parametrize(
@@ -300,8 +304,10 @@ def test_reference_can_be_learned_from_the_first_rows(
 ) -> None:
     monitor = ModelMonitor(
         "m",
-        feature_names=NAMES,
-        drift=DriftConfig(window=200, min_samples=200, learn_reference_from=1_000),
+        drift=Drift(
+            feature_names=NAMES,
+            config=DriftConfig(window=200, min_samples=200, learn_reference_from=1_000),
+        ),
         **telemetry.providers,
     )
     _feed(monitor, rng.normal(size=(1_000, 4)))
@@ -320,8 +326,10 @@ def test_prediction_drift_of_classes_and_model_update(
     monitor = ModelMonitor(
         "m",
         version="1",
-        reference_predictions=rng.choice(["a", "b"], size=1_000),
-        drift=DriftConfig(window=200, min_samples=100),
+        drift=Drift(
+            predictions=rng.choice(["a", "b"], size=1_000),
+            config=DriftConfig(window=200, min_samples=100),
+        ),
         **telemetry.providers,
     )
     for _ in range(50):
@@ -350,8 +358,9 @@ def test_regression_prediction_drift_is_numeric(
     monitor = ModelMonitor(
         "m",
         task="regression",
-        reference_predictions=rng.normal(size=1_000),
-        drift=DriftConfig(window=100, min_samples=100),
+        drift=Drift(
+            predictions=rng.normal(size=1_000), config=DriftConfig(window=100, min_samples=100)
+        ),
         **telemetry.providers,
     )
     for value in rng.normal(size=100):
@@ -370,8 +379,7 @@ def test_categorical_features_mix_with_numeric_ones(
     ]
     monitor = ModelMonitor(
         "m",
-        reference=reference,
-        drift=DriftConfig(window=100, min_samples=100),
+        drift=Drift(reference=reference, config=DriftConfig(window=100, min_samples=100)),
         **telemetry.providers,
     )
     for value in rng.normal(size=100):
@@ -417,7 +425,9 @@ def test_memory_of_the_window_does_not_grow_over_a_million_rows(
     telemetry: InMemoryTelemetry, rng: np.random.Generator
 ) -> None:
     monitor = ModelMonitor(
-        "m", feature_names=NAMES, reference=rng.normal(size=(1_000, 4)), **telemetry.providers
+        "m",
+        drift=Drift(feature_names=NAMES, reference=rng.normal(size=(1_000, 4))),
+        **telemetry.providers,
     )
     drift = monitor._drift
     nbytes = drift.window_nbytes()
@@ -452,9 +462,11 @@ def test_concurrent_appends_and_collections_lose_no_row_and_never_fail(
 ) -> None:
     monitor = ModelMonitor(
         "m",
-        feature_names=NAMES,
-        reference=rng.normal(size=(500, 4)),
-        drift=DriftConfig(window=50_000, min_samples=10),
+        drift=Drift(
+            feature_names=NAMES,
+            reference=rng.normal(size=(500, 4)),
+            config=DriftConfig(window=50_000, min_samples=10),
+        ),
         **telemetry.providers,
     )
     drift = monitor._drift
@@ -496,8 +508,9 @@ def test_numeric_predictions_count_text_and_missing_values(
     monitor = ModelMonitor(
         "m",
         task="regression",
-        reference_predictions=rng.normal(size=100),
-        drift=DriftConfig(window=100, min_samples=1),
+        drift=Drift(
+            predictions=rng.normal(size=100), config=DriftConfig(window=100, min_samples=1)
+        ),
         **telemetry.providers,
     )
     drift = monitor._drift

@@ -67,9 +67,11 @@ def _drift(telemetry: InMemoryTelemetry) -> int:
     monitor = ModelMonitor(
         "iris",
         version="1",
-        feature_names=["x"],
-        reference=np.random.default_rng(7).normal(size=(500, 1)),
-        drift=otel_mlmon.DriftConfig(window=200, min_samples=200, methods=("ks",)),
+        drift=otel_mlmon.Drift(
+            feature_names=["x"],
+            reference=np.random.default_rng(7).normal(size=(500, 1)),
+            config=otel_mlmon.DriftConfig(window=200, min_samples=200, methods=("ks",)),
+        ),
         **telemetry.providers,
     )
     with monitor.predict(features=np.full((200, 1), 5.0)) as p:

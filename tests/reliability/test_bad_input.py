@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from otel_mlmon import ModelMonitor, semconv
+from otel_mlmon import Classes, Drift, ModelMonitor, semconv
 from otel_mlmon.drift import DriftConfig
 from otel_mlmon.testing import InMemoryTelemetry
 
@@ -171,10 +171,12 @@ def _drift_monitor(kind: str) -> tuple[ModelMonitor, InMemoryTelemetry]:
         monitor = ModelMonitor(
             f"fuzz-drift-{kind}",
             task=task,  # type: ignore[arg-type]
-            feature_names=DRIFT_NAMES,
-            reference=reference,
-            reference_predictions=predictions,
-            drift=DriftConfig(window=DRIFT_WINDOW, min_samples=DRIFT_MIN_SAMPLES),
+            drift=Drift(
+                feature_names=DRIFT_NAMES,
+                reference=reference,
+                predictions=predictions,
+                config=DriftConfig(window=DRIFT_WINDOW, min_samples=DRIFT_MIN_SAMPLES),
+            ),
             **telemetry.providers,  # type: ignore[arg-type]
         )
         seed = reference[:DRIFT_MIN_SAMPLES]  # type: ignore[index]
@@ -413,7 +415,7 @@ def test_objects_whose_every_method_raises_never_reach_the_caller(
 
 
 def test_nan_predictions_do_not_use_up_the_class_budget(telemetry: InMemoryTelemetry) -> None:
-    monitor = ModelMonitor("nan-budget", max_classes=5, **telemetry.providers)
+    monitor = ModelMonitor("nan-budget", classes=Classes(limit=5), **telemetry.providers)
     for _ in range(10):
         with monitor.predict() as p:
             p.record(float("nan"))
@@ -456,7 +458,9 @@ def test_a_0d_array_in_a_batch_is_a_rejected_row(
 ) -> None:
     monkeypatch.setenv("OTEL_MLMON_STRICT", "false")  # production mode: nothing may escape
     monitor = ModelMonitor(
-        "zero-d", feature_names=["a", "b"], reference=np.zeros((10, 2)), **telemetry.providers
+        "zero-d",
+        drift=Drift(feature_names=["a", "b"], reference=np.zeros((10, 2))),
+        **telemetry.providers,
     )
     with monitor.predict(features=([1.0, 2.0], np.array(3.0))) as p:
         p.record("x")
@@ -470,9 +474,11 @@ def test_two_monitors_on_one_meter_provider_both_report_their_gauges() -> None:
     for name in ("first", "second"):
         monitor = ModelMonitor(
             name,
-            feature_names=["a", "b"],
-            reference=reference,
-            drift=DriftConfig(window=100, min_samples=5),
+            drift=Drift(
+                feature_names=["a", "b"],
+                reference=reference,
+                config=DriftConfig(window=100, min_samples=5),
+            ),
             **telemetry.providers,
         )
         with monitor.predict(features=reference[:10]) as p:
@@ -492,7 +498,7 @@ def test_a_batch_of_ragged_predictions_is_counted_as_not_numeric(
     monitor = ModelMonitor(
         "ragged",
         task="regression",
-        reference_predictions=np.random.default_rng(1).normal(size=50),
+        drift=Drift(predictions=np.random.default_rng(1).normal(size=50)),
         **telemetry.providers,
     )
     with monitor.predict() as p:

@@ -17,14 +17,13 @@ import flask
 import pytest
 from fastapi import FastAPI
 
-from otel_mlmon import ModelMonitor, semconv
+from otel_mlmon import Classes, ModelMonitor, semconv
 from otel_mlmon.instrumentation import (
     instrument_fastapi,
     instrument_flask,
     uninstrument_fastapi,
     uninstrument_flask,
 )
-from otel_mlmon.monitor import Classes
 from otel_mlmon.testing import InMemoryTelemetry
 
 DISTINCT = 100_000
@@ -50,7 +49,9 @@ def telemetry() -> InMemoryTelemetry:
 def test_100k_distinct_predicted_labels_stay_within_the_class_bound(
     telemetry: InMemoryTelemetry,
 ) -> None:
-    monitor = ModelMonitor("attacked", max_classes=MAX_CLASSES, trace=False, **telemetry.providers)
+    monitor = ModelMonitor(
+        "attacked", classes=Classes(limit=MAX_CLASSES), trace=False, **telemetry.providers
+    )
     for start in range(0, 1_000, 100):  # a few scalars first, then batches of distinct labels
         for i in range(start, start + 100):
             with monitor.predict() as p:

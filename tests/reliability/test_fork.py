@@ -404,14 +404,16 @@ def _latest_gauges(receiver: OtlpReceiver, name: str) -> dict[str, dict[tuple[st
 def test_drift_windows_are_per_process(configured: Telemetry, otlp_http: OtlpHttpServer) -> None:
     import numpy as np
 
-    from otel_mlmon.drift import DriftConfig
+    from otel_mlmon import Drift, DriftConfig
 
     reference = np.random.default_rng(7).normal(size=(400, 3))
     monitor = ModelMonitor(
         "drifting",
-        feature_names=["a", "b", "c"],
-        reference=reference,
-        drift=DriftConfig(window=400, min_samples=50),
+        drift=Drift(
+            feature_names=["a", "b", "c"],
+            reference=reference,
+            config=DriftConfig(window=400, min_samples=50),
+        ),
         tracer_provider=configured.tracer_provider,
         meter_provider=configured.meter_provider,
     )
