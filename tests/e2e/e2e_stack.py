@@ -32,23 +32,26 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
+# The suite's helpers (tests/) and the stack's files (tests/collector), importable when
+# measure_exemplars.py runs as a script too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collector"))
 
+from _wait import eventually, free_port
 from stack_files import (
     REPO,
     cache_bin,
@@ -63,21 +66,11 @@ JAEGER_CONFIG = HERE / "jaeger-config.yaml"
 EXAMPLE = REPO / "examples" / "fastapi_app.py"
 #: uvicorn workers of the default path (the example's docstring runs two).
 WORKERS = 2
-#: Longest wait for a program to answer, or for telemetry to arrive.
-TIMEOUT_S = 60.0
 #: Prometheus' scrape and rule evaluation interval in the tests (15 s in docker-compose.yml).
 SCRAPE_INTERVAL = "1s"
 #: The example's metric export interval on the collector path: above the scrape interval, so
 #: that every exemplar, on the collector's endpoint from one export to the next, is scraped.
 EXPORT_INTERVAL_MS = "2000"
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str, params: dict[str, str] | None = None, timeout: float = 10.0) -> Any:
@@ -87,21 +80,6 @@ def http_get(url: str, params: dict[str, str] | None = None, timeout: float = 10
     with urllib.request.urlopen(url, timeout=timeout) as response:
         body = response.read().decode()
     return json.loads(body) if body.strip() else None
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT_S) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-            if value:
-                return value
-        except (OSError, ValueError, LookupError) as exc:
-            last_error = exc
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
 
 
 @dataclass

@@ -10,7 +10,6 @@ import json
 import math
 import re
 import subprocess
-import time
 import urllib.request
 from typing import Any
 
@@ -161,34 +160,36 @@ def test_the_rules_no_traffic_here_triggers_are_triggered_by_their_promtool_test
     assert [] == [alert for alert in NOT_TRIGGERED if f"alertname: {alert}" not in tested]
 
 
-def _has_data_soon(path: MetricsPath, expr: str, timeout: float = 15.0) -> bool:
-    """Whether ``expr`` returns data within ``timeout``: rate() and increase() need two scrapes
-    of a series, and the last series of the traffic may have arrived a moment ago."""
-    deadline = time.monotonic() + timeout
-    while not path.prometheus.promql_has_data(expr):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
+def _wait_for_data(path: MetricsPath, expressions: list[tuple[str, str]]) -> None:
+    """Until every ``(where, expr)`` returns data: rate() and increase() need two scrapes of a
+    series, and the last series of the traffic may have arrived a moment ago. A timeout names
+    the ones still empty."""
+    empty = expressions
+
+    def answered() -> bool:
+        nonlocal empty
+        empty = [(where, expr) for where, expr in empty
+                 if not path.prometheus.promql_has_data(expr)]  # fmt: skip
+        if empty:
+            raise LookupError(f"no data yet from {[where for where, _ in empty]}")
+        return True
+
+    eventually(answered, "every expression to return data")
 
 
 def test_every_dashboard_expression_returns_data(path: MetricsPath) -> None:
     variables = {"service": path.traffic["service_name"], "model": path.traffic["model_name"]}
-    empty = [
-        where
-        for where, expr in dashboard_expressions()
-        if not _exempt(expr)
-        and not _has_data_soon(path, substitute_grafana_variables(expr, variables))
-    ]
-    assert empty == [], "\n".join(empty)
+    _wait_for_data(path, [
+        (where, substitute_grafana_variables(expr, variables))
+        for where, expr in dashboard_expressions() if not _exempt(expr)
+    ])  # fmt: skip
 
 
 def test_every_rule_returns_data_on_the_traffic_built_to_trigger_it(path: MetricsPath) -> None:
     # Every alert's condition holds, and every recording rule records (the quality scores from
     # the labels sent).
-    silent = [rule for rule, expr in rule_expressions() if rule not in NOT_TRIGGERED
-              and not _exempt(expr) and not _has_data_soon(path, expr)]  # fmt: skip
-    assert silent == []
+    _wait_for_data(path, [(rule, expr) for rule, expr in rule_expressions()
+                          if rule not in NOT_TRIGGERED and not _exempt(expr)])  # fmt: skip
 
 
 def test_no_panel_shows_a_line_per_worker(path: MetricsPath) -> None:
@@ -275,7 +276,7 @@ def test_the_promql_of_docs_stack_returns_data(path: MetricsPath) -> None:
     text = (REPO / "docs" / "stack.md").read_text()
     queries = re.findall(r"```promql\n(.*?)```", text, flags=re.DOTALL)
     assert queries
-    assert [] == [query for query in queries if not _has_data_soon(path, query)]
+    _wait_for_data(path, [(f"docs/stack.md query {i}", query) for i, query in enumerate(queries)])
 
 
 def test_prometheus_holds_every_alert_pending_with_the_drifting_features(
