@@ -6,15 +6,16 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.test.globals_test import reset_metrics_globals, reset_trace_globals
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_mlmon import ConfigurationError, ModelMonitor, _guard, semconv
+from otel_mlmon import ConfigurationError, ModelMonitor, _compat, _guard, semconv
 from otel_mlmon.context import get_model
 from otel_mlmon.monitor import Classes, Drift, Labels
 from otel_mlmon.monitor._versions import MAX_PREVIOUS
@@ -306,21 +307,27 @@ def test_each_row_of_a_batch_has_an_id_of_its_own(telemetry: InMemoryTelemetry) 
 
 
 def test_regression_counts_the_sums_mae_and_rmse_follow_from(telemetry: InMemoryTelemetry) -> None:
-    monitor = _monitor(telemetry, task="regression")
-    for prediction, label in [(1.0, 2.0), (3.0, 3.0), (5.0, 2.0)]:
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+    rng = np.random.default_rng(11)
+    predictions, labels = rng.normal(5, 2, 50), rng.normal(5, 2, 50)
+    monitor = _monitor(telemetry, task="regression", trace=False)
+    for prediction, label in zip(predictions, labels, strict=True):
         with monitor.predict() as p:
-            p.record(prediction)
-        monitor.record_label(p.id, label)
+            p.record(float(prediction))
+        monitor.record_label(p.id, float(label))
     metrics = telemetry.metrics()
     (absolute,) = metrics[semconv.ML_MODEL_ABSOLUTE_ERROR].data.data_points
     (squared,) = metrics[semconv.ML_MODEL_SQUARED_ERROR].data.data_points
-    assert (4.0, 10.0) == (absolute.value, squared.value)
-    assert {"matched": 3} == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
-    assert 4 / 3 == absolute.value / 3  # MAE
-    assert (10 / 3) ** 0.5 == (squared.value / 3) ** 0.5  # RMSE
-    assert semconv.ML_MODEL_ABSOLUTE_ERROR not in {
-        name for name in metrics if not metrics[name].data.data_points
-    }
+    matched = telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)
+    assert {"matched": 50} == matched
+    # What the dashboard divides (docs/semantic-conventions.md) is what scikit-learn computes.
+    assert pytest.approx(mean_absolute_error(labels, predictions), rel=1e-9) == (
+        absolute.value / matched["matched"]
+    )
+    assert pytest.approx(root_mean_squared_error(labels, predictions), rel=1e-9) == (
+        (squared.value / matched["matched"]) ** 0.5
+    )
 
 
 def test_expired_invalid_and_replayed_labels_are_counted_not_raised(
@@ -453,7 +460,9 @@ def test_the_deprecated_keywords_land_in_their_groups(telemetry: InMemoryTelemet
         with monitor.predict() as p:
             p.record(y)
     assert 2 == telemetry.metric_points(semconv.ML_MODEL_CLASS_OVERFLOWS)[0].value
-    assert monitor._recorder.drift is not None
+    with monitor.predict(features=[[0.5]]) as p:
+        p.record(0)
+    assert {"window rows": {"iris": 1}, "reference rows": {"a": 20}} == _drift_seen(telemetry)
 
 
 def test_an_unknown_keyword_is_a_type_error() -> None:
@@ -461,12 +470,27 @@ def test_an_unknown_keyword_is_a_type_error() -> None:
         ModelMonitor("iris", colour="red")  # type: ignore[call-arg]
 
 
+def _drift_seen(telemetry: InMemoryTelemetry) -> dict[str, Any]:
+    """What the drift gauges report: rows in each model's window, reference rows per feature."""
+    return {
+        "window rows": telemetry.values_by(semconv.ML_DRIFT_WINDOW_SAMPLES, semconv.ML_MODEL_NAME),
+        "reference rows": telemetry.values_by(
+            semconv.ML_DRIFT_REFERENCE_VALUES, semconv.ML_FEATURE_NAME
+        ),
+    }
+
+
 def test_drift_group_enables_drift(telemetry: InMemoryTelemetry) -> None:
-    monitor = ModelMonitor(
-        "iris", drift=Drift(reference=np.zeros((20, 1)), feature_names=["a"]), **telemetry.providers
-    )
-    assert monitor._recorder.drift is not None
-    assert ModelMonitor("wine", **telemetry.providers)._recorder.drift is None
+    monitors = [
+        ModelMonitor("iris", drift=Drift(reference=np.zeros((20, 1)), feature_names=["a"]),
+                     **telemetry.providers),
+        ModelMonitor("wine", **telemetry.providers),
+    ]  # fmt: skip
+    for monitor in monitors:
+        with monitor.predict(features=[[0.0], [1.0], [2.0]]) as p:
+            p.record([1, 1, 1])
+    # Only the monitor given a Drift group keeps a window, against its 20 reference rows.
+    assert {"window rows": {"iris": 3}, "reference rows": {"a": 20}} == _drift_seen(telemetry)
 
 
 def test_empty_name_fails_fast() -> None:
@@ -503,13 +527,42 @@ def test_strict_mode_surfaces_internal_errors(
         p.record(1)
 
 
-def test_monitor_records_into_the_global_providers_by_default() -> None:
-    # Without providers it uses the API's globals: a no-op here, and never an error.
-    monitor = ModelMonitor("iris")
+@pytest.fixture
+def global_telemetry() -> Iterator[InMemoryTelemetry]:
+    """In-memory providers set as the API's global tracer and meter providers for one test;
+    the globals as they were before (unset, or a provider an earlier test set) come back."""
+    before = (trace.get_tracer_provider(), metrics.get_meter_provider())
+    with InMemoryTelemetry() as telemetry:
+        reset_trace_globals()
+        reset_metrics_globals()
+        trace.set_tracer_provider(telemetry.tracer_provider)
+        metrics.set_meter_provider(telemetry.meter_provider)
+        try:
+            yield telemetry
+        finally:
+            reset_trace_globals()
+            reset_metrics_globals()
+            if not _compat.is_proxy_provider(before[0]):
+                trace.set_tracer_provider(before[0])
+            if not _compat.is_proxy_provider(before[1]):
+                metrics.set_meter_provider(before[1])
+
+
+def test_monitor_records_into_the_global_providers_by_default(
+    global_telemetry: InMemoryTelemetry,
+) -> None:
+    monitor = ModelMonitor("iris")  # no providers given: the API's globals
     with monitor.predict() as p:
         p.record(1, 0.5)
     monitor.record_label(p.id, 1)
-    assert trace.get_current_span() is trace.INVALID_SPAN
+
+    assert ["predict iris"] == [s.name for s in global_telemetry.spans()]
+    assert {"1": 1} == global_telemetry.values_by(
+        semconv.ML_MODEL_PREDICTIONS, semconv.ML_PREDICTION_CLASS
+    )
+    assert {"matched": 1} == global_telemetry.values_by(
+        semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME
+    )
 
 
 def test_an_id_read_before_record_names_no_output_and_its_label_counts_invalid(
