@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -188,13 +189,27 @@ def test_process_gauges_come_from_the_system_metrics_instrumentation(
     stop = observe_process(telemetry.meter_provider)
     try:
         metrics = telemetry.metrics()
-        assert {"process.cpu.utilization", "process.memory.usage", "process.thread.count"} <= set(
-            metrics
-        )
-        (memory,) = metrics["process.memory.usage"].data.data_points
-        assert memory.value > 1_000_000
+        status = _proc_status()  # what the kernel says of this process, read just after
     finally:
         stop()
+    assert {"process.cpu.utilization", "process.memory.usage", "process.thread.count"} <= set(
+        metrics
+    )
+    (memory,) = metrics["process.memory.usage"].data.data_points
+    (threads,) = metrics["process.thread.count"].data.data_points
+    assert status["Threads"] == threads.value
+    # This process's resident memory: equal but for what the interpreter allocated in between.
+    assert abs(status["VmRSS"] * 1024 - memory.value) < 16 * 2**20, (status, memory.value)
+
+
+def _proc_status() -> dict[str, int]:
+    """The numeric fields of /proc/self/status (VmRSS in kB, Threads)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if value.split() and value.split()[0].isdigit():
+            fields[key] = int(value.split()[0])
+    return fields
 
 
 @pytest.mark.gpu
