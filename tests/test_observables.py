@@ -50,5 +50,12 @@ def test_a_raising_owner_is_reported_once_and_the_others_still_report(
     assert {"1.0": 1.0, "3.0": 3.0} == reported
     if strict == "false":
         assert before + 1 == _guard.internal_error_count(site)
-    else:  # re-raised after the others reported; the SDK logs the failed callback
-        assert any("Callback failed" in r.getMessage() for r in caplog.records)
+    else:  # re-raised after the others reported; the SDK logs the failed callback, once
+        failed = [
+            (r.getMessage(), repr(r.exc_info[1] if r.exc_info else None))
+            for r in caplog.records
+            if r.getMessage().startswith("Callback failed")
+        ]
+        assert [(f"Callback failed for instrument {NAME}.",
+                 repr(RuntimeError("this owner's callback fails after its first point")))
+                ] == failed  # fmt: skip
