@@ -42,6 +42,12 @@ def test_single_prediction_is_one_server_span_with_the_predict_span_below(
     assert (server.attributes or {})[semconv.ML_PREDICTION_ID] == body["prediction_id"]
     assert (server.attributes or {})[semconv.ML_REQUEST_ID] == body["request_id"]
     assert (predict.attributes or {})[semconv.ML_PREDICTION_CLASS] == "0"
+    # The confidence the client got (to 6 places) is the one recorded, on the span and in the
+    # histogram.
+    recorded = (predict.attributes or {})[semconv.ML_PREDICTION_CONFIDENCE]
+    (histogram,) = telemetry.metric_points(semconv.ML_MODEL_PREDICTION_CONFIDENCE)
+    assert (1, body["confidence"], body["confidence"]) == (
+        histogram.count, round(histogram.sum, 6), round(recorded, 6))  # fmt: skip
 
 
 def test_batch_prediction_counts_every_row(
