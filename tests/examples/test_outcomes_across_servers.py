@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _otlp import OtlpHttpServer, sum_points
-from _services import free_port as _free_port
+from _wait import free_port
 from test_labels_across_workers import GUNICORN, UVICORN, Start, _label, _predict, _serve
 
 from otel_mlmon import semconv
@@ -54,7 +54,7 @@ def test_outcomes_posted_to_the_other_versions_server_sum_exactly_per_version(
     otlp_http: OtlpHttpServer,
     tmp_path: Path,
 ) -> None:
-    stable_port, canary_port = _free_port(), _free_port()
+    stable_port, canary_port = free_port(), free_port()
     stable = _serve(run_command, stable_port, 2, otlp_http, "uvicorn",
                     XDG_CACHE_HOME=str(tmp_path / "a"), **SHARED)  # fmt: skip
     canary = _serve(run_command, canary_port, 2, otlp_http, "uvicorn",
