@@ -114,8 +114,14 @@ def fleet_scores(fleet: str, data: dict[str, Any]) -> dict[str, dict[str, float]
     def complete() -> dict[str, dict[str, float]] | None:
         if _query(fleet, "ml:drift_live_samples:1h") != expected:
             return None
-        scores = {rule: _query(fleet, f"ml:drift_{rule}:1h")
-                  for rule in ("psi", "jensen_shannon", "ks")}  # fmt: skip
+        # The rules' evaluation that saw every row: a query may land between the group's writes
+        # of the sample counts and of the scores (a busy machine stretches that moment).
+        counted_at = max(_query(fleet, "timestamp(ml:drift_live_samples:1h)").values())
+        rules = ("psi", "jensen_shannon", "ks")
+        if min(min(_query(fleet, f"timestamp(ml:drift_{rule}:1h)").values(), default=0.0)
+               for rule in rules) < counted_at:  # fmt: skip
+            return None
+        scores = {rule: _query(fleet, f"ml:drift_{rule}:1h") for rule in rules}
         return scores if all(set(s) == set(FEATURES) for s in scores.values()) else None
 
     return eventually(complete, "the fleet-drift rules over all rows of the three processes")

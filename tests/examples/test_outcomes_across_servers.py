@@ -10,15 +10,13 @@ so do its labels; hostile kinds, values and ids are counted, never added.
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from _otlp import OtlpHttpServer, sum_points
-from _wait import free_port
+from _wait import free_port, wait_healthy
 from test_labels_across_workers import GUNICORN, UVICORN, Start, _label, _predict, _serve
 
 from otel_mlmon import semconv
@@ -50,7 +48,6 @@ def _by_version(otlp: OtlpHttpServer, name: str, *keys: str) -> dict[tuple[str, 
 
 def test_outcomes_posted_to_the_other_versions_server_sum_exactly_per_version(
     run_command: Start,
-    wait_healthy: Callable[[str, subprocess.Popen[str]], None],
     otlp_http: OtlpHttpServer,
     tmp_path: Path,
 ) -> None:
