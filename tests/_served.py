@@ -94,13 +94,14 @@ class Command:
     """One documented way to run a service: ``argv`` (``{port}`` stands for the HTTP port,
     ``{metrics_port}`` for the Prometheus one), run in ``cwd`` with these environment
     ``variables`` on top of a clean environment, and the signal that stops it as a user would
-    (Ctrl-C for a development server)."""
+    (Ctrl-C for a development server), and how many worker processes serve."""
 
     name: str
     argv: list[str]
     variables: dict[str, str]
     cwd: Path = ROOT
     stop_signal: int = signal.SIGTERM
+    workers: int = 1
 
 
 def split_command(line: str) -> tuple[dict[str, str], list[str]]:
@@ -131,7 +132,10 @@ def zero_code(name: str, app_file: Path, cwd: Path, *options: str) -> Command:
 
 
 #: The options of the gunicorn line in examples/flask_app.py's docstring (port left open).
-GUNICORN_OPTIONS: Final = ("-w", "1", "-b", "127.0.0.1:{port}", "--chdir", "examples")
+GUNICORN_WORKERS: Final = 2
+GUNICORN_OPTIONS: Final = (
+    "-w", str(GUNICORN_WORKERS), "-b", "127.0.0.1:{port}", "--chdir", "examples",
+)  # fmt: skip
 #: The names of :func:`documented_commands`, for parametrizing.
 DOCUMENTED: Final = (
     "flask-dev-server",
@@ -167,6 +171,7 @@ def documented_commands(apps: Path) -> list[Command]:
             "flask-gunicorn",
             [str(BIN / "gunicorn"), *GUNICORN_OPTIONS, "flask_app:create_app()"],
             {},
+            workers=GUNICORN_WORKERS,
         ),
         Command("fastapi", [sys.executable, "examples/fastapi_app.py", "--port", "{port}"], {}),
         zero_code("flask-zero-code", flask_app, apps),
@@ -213,11 +218,14 @@ class Served:
         )
 
     def wait_healthy(self) -> None:
-        """Until ``GET /health`` answers 200; fails if the process exits first."""
+        """Until ``GET /health`` answers 200 and every worker reports on the metrics port (one
+        worker answering is not all of them started); fails if the process exits first."""
         try:
             wait_healthy(self.base, self.process, START_TIMEOUT_S)
         except AssertionError as exc:
             raise AssertionError(f"{self.command.name}: {exc}\n{self.stop()}") from None
+        if self.command.workers > 1:
+            self.scrape_when(lambda text: len(worker_pids(text)) == self.command.workers)
 
     def scrape(self) -> str:
         """The Prometheus exposition of the service, as text."""
@@ -272,6 +280,11 @@ class Served:
 def request_count(text: str, metric: str = "http_server_request_duration_seconds_count") -> float:
     """Requests counted by ``metric`` in a Prometheus exposition, over every series."""
     return sum(value for name, _, value in parse_samples(text) if name == metric)
+
+
+def worker_pids(text: str) -> set[str]:
+    """The ``pid`` labels of an exposition: one per worker reporting on a shared port."""
+    return {labels["pid"] for _, labels, _ in parse_samples(text) if "pid" in labels}
 
 
 def series(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
