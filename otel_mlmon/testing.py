@@ -107,17 +107,21 @@ class InMemoryTelemetry:
             if wanted.items() <= self.attributes_of(point).items()
         )
 
-    def values_by(self, name: str, key: str) -> dict[Any, float]:
+    def values_by(self, name: str, key: str, *more_keys: str) -> dict[Any, float]:
         """Collect now and return metric ``name`` added up by the value of attribute ``key``
-        (points without it are left out), as :meth:`total` adds them.
+        (by the tuple of the values of ``key`` and ``more_keys`` when more are given; points
+        without one of them are left out), as :meth:`total` adds them.
 
         .. versionadded:: 0.2.0
+        .. versionchanged:: 0.3.0 ``more_keys``.
         """
+        keys = (key, *more_keys)
         values: dict[Any, float] = {}
         for point in self.metric_points(name):
             attributes = self.attributes_of(point)
-            if key in attributes:
-                values[attributes[key]] = values.get(attributes[key], 0) + _point_value(point)
+            if all(k in attributes for k in keys):
+                found = tuple(attributes[k] for k in keys) if more_keys else attributes[key]
+                values[found] = values.get(found, 0) + _point_value(point)
         return values
 
     def shutdown(self) -> None:

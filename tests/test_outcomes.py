@@ -40,14 +40,8 @@ def _predict(monitor: ModelMonitor, value: object = 1) -> str:
 
 
 def _statuses(telemetry: InMemoryTelemetry) -> dict[tuple[str, str, str], float]:
-    return {
-        (
-            point.attributes[semconv.ML_MODEL_VERSION],
-            point.attributes[semconv.ML_OUTCOME_KIND],
-            point.attributes[semconv.ML_OUTCOME_STATUS],
-        ): point.value
-        for point in telemetry.metric_points(semconv.ML_MODEL_OUTCOMES)
-    }
+    return telemetry.values_by(semconv.ML_MODEL_OUTCOMES, semconv.ML_MODEL_VERSION,
+                               semconv.ML_OUTCOME_KIND, semconv.ML_OUTCOME_STATUS)  # fmt: skip
 
 
 def _values(telemetry: InMemoryTelemetry) -> dict[tuple[str, str], float]:

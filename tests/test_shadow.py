@@ -20,14 +20,12 @@ def _monitor(telemetry: InMemoryTelemetry, **kwargs: Any) -> ModelMonitor:
 
 
 def _agreement(telemetry: InMemoryTelemetry) -> dict[tuple[str, str, str], float]:
-    return {
-        (
-            p.attributes[semconv.ML_MODEL_VERSION],
-            p.attributes[semconv.ML_SHADOW_CHAMPION_VERSION],
-            p.attributes[semconv.ML_SHADOW_AGREEMENT],
-        ): p.value
-        for p in telemetry.metric_points(semconv.ML_MODEL_SHADOW_COMPARISONS)
-    }
+    return telemetry.values_by(
+        semconv.ML_MODEL_SHADOW_COMPARISONS,
+        semconv.ML_MODEL_VERSION,
+        semconv.ML_SHADOW_CHAMPION_VERSION,
+        semconv.ML_SHADOW_AGREEMENT,
+    )
 
 
 def test_a_shadow_records_as_its_own_version_with_the_shadow_role(

@@ -18,5 +18,9 @@ def test_totals_and_values_by_attribute_read_what_a_monitor_recorded() -> None:
         assert {"a": 2, "b": 1} == telemetry.values_by(
             "ml.model.predictions", "ml.prediction.class"
         )
+        assert {("2", "a"): 2, ("2", "b"): 1} == telemetry.values_by(
+            "ml.model.predictions", "ml.model.version", "ml.prediction.class"
+        )
+        assert {} == telemetry.values_by("ml.model.predictions", "ml.prediction.class", "no.such")
         assert 3 == telemetry.total("ml.model.prediction.duration")  # a histogram's count
         assert 0 == telemetry.total("ml.no.such.metric")
