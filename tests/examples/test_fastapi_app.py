@@ -79,8 +79,7 @@ def test_a_full_batch_is_labelled_by_its_batch_id(
     ).status_code
 
     assert 202 == status
-    matched = sum(p.value for p in telemetry.metric_points(semconv.ML_MODEL_LABELS)
-                  if p.attributes[semconv.ML_LABEL_OUTCOME] == semconv.LABEL_MATCHED)  # fmt: skip
+    matched = telemetry.total(semconv.ML_MODEL_LABELS, ml__label__outcome=semconv.LABEL_MATCHED)
     assert iris_example.MAX_BATCH == matched
 
 
