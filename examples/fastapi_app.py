@@ -70,7 +70,7 @@ class OutcomeRequest(BaseModel):
     (revenue in USD, a 1-5 rating)."""
 
     prediction_id: Annotated[str, Field(min_length=1, max_length=iris.MAX_PREDICTION_ID_CHARS)]
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: Annotated[str, Field(min_length=1, max_length=iris.MAX_OUTCOME_KIND_CHARS)]
     value: float | None = None
 
 

@@ -8,9 +8,11 @@ development server or on gunicorn with one or several workers:
     .venv/bin/gunicorn -w 2 -b 127.0.0.1:8001 --chdir examples 'flask_app:create_app()'
 
 The endpoints are those of ``examples/fastapi_app.py`` (``/predict`` single and batch,
-``/feedback``, ``/health``). Telemetry: ``opentelemetry-instrumentation-flask`` makes the
-server span and ``http.server.request.duration``; ``otel_mlmon.instrument_flask`` applies it
-and adds request IDs, ML attributes on the server span and the ``predict iris`` span below it.
+``/feedback``, ``/outcome``, ``/health``), and so are its rollout variables
+(``EXAMPLE_MODEL_VERSION``, ``EXAMPLE_SHADOW_VERSION``, docs/rollouts.md). Telemetry:
+``opentelemetry-instrumentation-flask`` makes the server span and
+``http.server.request.duration``; ``otel_mlmon.instrument_flask`` applies it and adds request
+IDs, ML attributes on the server span and the ``predict iris`` span below it.
 Under gunicorn, ``create_app()`` runs ``otel_mlmon.configure()`` in each worker (after the
 fork), so each worker has its own exporters.
 
@@ -84,6 +86,23 @@ def routes(service: iris.IrisService) -> Blueprint:
             ), 422
         return jsonify(service.feedback(body["prediction_id"], body["label"])), 202
 
+    @blueprint.post("/outcome")
+    def outcome() -> Any:
+        body = _json_body()
+        if not (
+            isinstance(body, dict)
+            and isinstance(body.get("prediction_id"), str)
+            and 0 < len(body["prediction_id"]) <= iris.MAX_PREDICTION_ID_CHARS
+            and isinstance(body.get("kind"), str)
+            and 0 < len(body["kind"]) <= iris.MAX_OUTCOME_KIND_CHARS
+            and (body.get("value") is None or _is_number(body["value"]))
+        ):
+            return jsonify(
+                detail="prediction_id and kind (strings) are required; value, if any, a number"
+            ), 422
+        answer = service.outcome(body["prediction_id"], body["kind"], body.get("value"))
+        return jsonify(answer), 202
+
     @blueprint.get("/health")
     def health() -> Any:
         return jsonify(service.health())
@@ -119,10 +138,12 @@ def create_app(
     }
     version = iris.served_version()
     model = model or iris.model_for(version)
+    monitor = monitor or iris.build_monitor(model, version, **providers)
     service = iris.IrisService(
         model,
-        monitor or iris.build_monitor(model, version, **providers),
+        monitor,
         faults=iris.faults_enabled() if faults is None else faults,
+        shadow=iris.shadow_for(monitor),
     )
     app = Flask("iris")
     # Werkzeug answers 413 from the Content-Length alone (a chunked body: _json_body()).

@@ -68,6 +68,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: Characters of a ``/feedback`` prediction id at most: one prediction's is 28 to 40, a batch's
 #: grows with its rows (a full batch of iris classes: 368).
 MAX_PREDICTION_ID_CHARS = 512
+#: Longest outcome kind ``/outcome`` takes (an undeclared one is counted as ``_OTHER``).
+MAX_OUTCOME_KIND_CHARS = 64
 
 #: Drift settings of the service: the library defaults, a window of the last 1000 rows scored
 #: from 500 rows on, against the 150 training rows. At the demo's default rate (20 requests/s,

@@ -109,6 +109,47 @@ def test_feedback_takes_an_integer_or_a_bounded_list_of_them(client: FlaskClient
     assert [202, 202, 422, 422, 422, 422] == statuses
 
 
+def test_outcomes_of_a_prediction_are_counted_for_its_version(
+    client: FlaskClient, telemetry: InMemoryTelemetry
+) -> None:
+    prediction_id = client.post("/predict", json={"features": ROW}).json["prediction_id"]
+    statuses = [
+        client.post("/outcome", json={"prediction_id": prediction_id, **outcome}).status_code
+        for outcome in (
+            {"kind": "revenue", "value": 12.5},
+            {"kind": "rating", "value": 4},
+            {"kind": "revenue", "value": "12.5"},  # not a number: refused before the monitor
+            {"kind": "x" * 65, "value": 1},
+            {"kind": "refund-of-another-shop", "value": 1},  # undeclared: counted as _OTHER
+            {"value": 1},
+        )
+    ]
+
+    assert [202, 202, 422, 422, 202, 422] == statuses
+    assert {("revenue", "matched"): 1, ("rating", "matched"): 1, ("_OTHER", "unknown_kind"): 1} == (
+        telemetry.values_by(semconv.ML_MODEL_OUTCOMES, semconv.ML_OUTCOME_KIND,
+                            semconv.ML_OUTCOME_STATUS)
+    )  # fmt: skip
+    assert 12.5 == telemetry.total(semconv.ML_MODEL_OUTCOME_VALUE, ml__outcome__kind="revenue")
+
+
+def test_a_shadow_version_records_beside_the_served_one_and_answers_nothing(
+    flask_example: ModuleType, telemetry: InMemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXAMPLE_SHADOW_VERSION", "2.0.0")
+    app = flask_example.create_app(**telemetry.providers)
+    try:
+        body = app.test_client().post("/predict", json={"features": ROW}).json
+    finally:
+        uninstrument_flask(app)
+
+    assert {"prediction_id", "request_id", "prediction", "confidence"} == set(body)
+    assert {"1.0.0": 1, "2.0.0": 1} == telemetry.values_by(
+        semconv.ML_MODEL_PREDICTIONS, semconv.ML_MODEL_VERSION
+    )
+    assert 1 == telemetry.total(semconv.ML_MODEL_SHADOW_COMPARISONS)
+
+
 def test_model_error_is_500_with_error_type(
     client: FlaskClient, telemetry: InMemoryTelemetry
 ) -> None:
