@@ -151,14 +151,8 @@ def create_app(
     if configure is None:
         configure = not providers
     configured = otel_mlmon.configure(service_name="iris-fastapi") if configure else None
-    version = iris.served_version()
-    model = model or iris.model_for(version)
-    monitor = monitor or iris.build_monitor(model, version, **providers)
-    service = iris.IrisService(
-        model,
-        monitor,
-        faults=iris.faults_enabled() if faults is None else faults,
-        shadow=iris.shadow_for(monitor, shadow),
+    service = iris.build_service(
+        model=model, monitor=monitor, faults=faults, shadow=shadow, **providers
     )
     app = FastAPI(
         title="iris",
@@ -172,7 +166,7 @@ def create_app(
     )
     app.include_router(routes(service))
     otel_mlmon.instrument_fastapi(app, monitor=service.monitor, **providers)
-    app.state.model = model
+    app.state.model = service.model
     app.state.monitor = service.monitor
     app.state.service = service
     return app

@@ -136,22 +136,14 @@ def create_app(
         for k, v in (("tracer_provider", tracer_provider), ("meter_provider", meter_provider))
         if v is not None
     }
-    version = iris.served_version()
-    model = model or iris.model_for(version)
-    monitor = monitor or iris.build_monitor(model, version, **providers)
-    service = iris.IrisService(
-        model,
-        monitor,
-        faults=iris.faults_enabled() if faults is None else faults,
-        shadow=iris.shadow_for(monitor),
-    )
+    service = iris.build_service(model=model, monitor=monitor, faults=faults, **providers)
     app = Flask("iris")
     # Werkzeug answers 413 from the Content-Length alone (a chunked body: _json_body()).
     app.config["MAX_CONTENT_LENGTH"] = iris.MAX_BODY_BYTES
     app.register_error_handler(RequestEntityTooLarge, too_large)
     app.register_blueprint(routes(service))
     otel_mlmon.instrument_flask(app, monitor=service.monitor, **providers)
-    app.config["MODEL"] = model
+    app.config["MODEL"] = service.model
     app.config["MONITOR"] = service.monitor
     return app
 

@@ -242,6 +242,28 @@ class IrisService:
         return {"status": "ok", "model": MODEL_NAME, "version": self.monitor.version}
 
 
+def build_service(
+    *,
+    model: IrisModel | None = None,
+    monitor: otel_mlmon.ModelMonitor | None = None,
+    faults: bool | None = None,
+    shadow: str | None = None,
+    **providers: Any,
+) -> IrisService:
+    """What both frameworks serve: the model of the served version (``EXAMPLE_MODEL_VERSION``),
+    its monitor, fault injection (default ``EXAMPLE_FAULTS``) and the shadow of ``shadow``
+    (default ``EXAMPLE_SHADOW_VERSION``). ``providers``: as for :func:`build_monitor`."""
+    version = served_version()
+    model = model or model_for(version)
+    monitor = monitor or build_monitor(model, version, **providers)
+    return IrisService(
+        model,
+        monitor,
+        faults=faults_enabled() if faults is None else faults,
+        shadow=shadow_for(monitor, shadow),
+    )
+
+
 def command_line(description: str, port: int) -> argparse.Namespace:
     """The options of a service's command: ``--host``, ``--port`` (of the service, default
     ``port``) and ``--prometheus-port``, named as in ``otel-mlmon demo``."""
