@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import httpx
 from _otlp import OtlpHttpServer
-from _wait import eventually, free_port, wait_healthy
+from _wait import eventually, free_port, stop_process, wait_healthy
 
 from otel_mlmon.demo import parse_samples
 
@@ -262,13 +262,7 @@ class Served:
 
     def stop(self) -> str:
         """Stop the service as a user would; its output (stdout and stderr)."""
-        if self.process.poll() is None:
-            self.process.send_signal(self.command.stop_signal)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, self.command.stop_signal)
         return self.output()
 
     def output(self) -> str:

@@ -5,11 +5,12 @@ waits on.
 loaded 2-core machine starts a worker that trains a model in tens of seconds) and never a speed
 check, which belongs in ``bench/``. :func:`free_port` gives a server an ephemeral port (other
 test runs share the machine: never a fixed one); :func:`wait_healthy` and
-:func:`wait_listening` wait until it serves.
+:func:`wait_listening` wait until it serves, :func:`stop_process` until it has gone.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -48,6 +49,21 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = TIMEOU
                 f"(last: {last!r}, last error: {error!r})"
             )
         time.sleep(POLL_S)
+
+
+def stop_process(
+    process: subprocess.Popen[Any], stop_signal: int = signal.SIGTERM, timeout: float = 30
+) -> None:
+    """Stop ``process`` as a user would (``stop_signal``), killed if it has not exited within
+    ``timeout`` seconds; returns once it has exited. Nothing to do if it already has."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def free_port() -> int:

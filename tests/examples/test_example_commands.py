@@ -23,7 +23,7 @@ import psutil
 import pytest
 from _otlp import OtlpHttpServer, sum_points
 from _services import BIN, ROOT, load_example, start_command
-from _wait import free_port, wait_healthy
+from _wait import free_port, stop_process, wait_healthy
 
 from otel_mlmon.demo.scrape import parse_samples
 
@@ -116,12 +116,7 @@ def server(
         wait_healthy(running.base, process)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_every_worker_answers_predict(server: Server) -> None:
