@@ -221,3 +221,38 @@ def test_asking_twice_for_a_shadow_shares_its_counts(telemetry: InMemoryTelemetr
         with challenger.predict(p) as s:
             s.record(1)
     assert {("2.0", "1.0", "agree"): 2, ("2.0", "1.0", "disagree"): 0} == _agreement(telemetry)
+
+
+def test_a_shadow_in_a_web_request_leaves_the_server_span_to_the_served_prediction(
+    telemetry: InMemoryTelemetry,
+) -> None:
+    # Instrumented without a monitor, a request is described by whichever prediction runs in
+    # it: the served one, never the shadow that answers nothing.
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from opentelemetry.trace import SpanKind
+
+    from otel_mlmon.instrumentation import instrument_fastapi, uninstrument_fastapi
+
+    monitor = _monitor(telemetry)
+    challenger = monitor.shadow("2.0")
+    app = FastAPI()
+
+    @app.get("/predict")
+    def predict() -> dict[str, int]:
+        with monitor.predict() as p:
+            p.record(1, 0.9)
+        with challenger.predict(p) as s:
+            s.record(2, 0.6)
+        return {"prediction": 1}
+
+    instrument_fastapi(app, **telemetry.providers)
+    try:
+        with TestClient(app) as client:
+            assert 200 == client.get("/predict").status_code
+    finally:
+        uninstrument_fastapi(app)
+
+    (server,) = [span for span in telemetry.spans() if span.kind == SpanKind.SERVER]
+    assert server.attributes is not None
+    assert "1.0" == server.attributes[semconv.ML_MODEL_VERSION]

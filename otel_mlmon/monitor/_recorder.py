@@ -17,7 +17,7 @@ import time
 from collections import Counter as _Tally
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Self
 
 import numpy as np
 from opentelemetry import context as otel_context
@@ -117,6 +117,9 @@ class Prediction:
     )
     # Set when the rows' ids are first read.
     _ids: list[str]
+    #: Whether it describes the web request it runs in on the server span (a served
+    #: prediction does; a shadow's, which answers nothing, does not).
+    _DESCRIBES_REQUEST: ClassVar[bool] = True
 
     def __init__(self, recorder: Recorder, features: object) -> None:
         self._recorder = recorder
@@ -165,7 +168,7 @@ class Prediction:
             ids = self._ids = [codec.single(output, when) for output in self._output]
         return list(ids)
 
-    def __enter__(self) -> Prediction:
+    def __enter__(self) -> Self:
         recorder = self._recorder
         # Bound first, so __exit__ always has a token to reset even if the span fails.
         self._model_token = _bind_model(self._attributes.model)
@@ -184,7 +187,11 @@ class Prediction:
                     _reset_model(self._model_token)
                 internal_error("ModelMonitor.predict", exc)
         scope = _request_scope_var.get()
-        if scope is not None and (scope.monitor is None or scope.monitor is recorder.owner):
+        if (
+            scope is not None
+            and self._DESCRIBES_REQUEST
+            and (scope.monitor is None or scope.monitor is recorder.owner)
+        ):
             try:  # inside an instrumented web request: describe it on the server span
                 if scope.span.is_recording():
                     scope.span.set_attributes(self._attributes.span)

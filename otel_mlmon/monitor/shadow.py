@@ -24,18 +24,13 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace as trace_api
 from opentelemetry.metrics import Observation
-from opentelemetry.trace import SpanKind
 
 from otel_mlmon import semconv
-from otel_mlmon._guard import internal_error, strict
-from otel_mlmon.context import _model as _model_var
+from otel_mlmon._guard import internal_error
 from otel_mlmon.exceptions import ConfigurationError
 from otel_mlmon.monitor._recorder import Prediction, Recorder
 
@@ -46,9 +41,6 @@ if TYPE_CHECKING:
 #: Served versions a shadow keeps agreement counts against (a new one past it replaces the
 #: oldest, whose series stop).
 MAX_CHAMPIONS: Final = 8
-_perf_counter: Final = time.perf_counter
-_bind_model: Final = _model_var.set
-_reset_model: Final = _model_var.reset
 
 
 class AgreementCounts:
@@ -111,22 +103,7 @@ class ShadowPrediction(Prediction):
         self._agreements = agreements
         self._tolerance = tolerance
 
-    def __enter__(self) -> ShadowPrediction:
-        recorder = self._recorder
-        self._model_token = _bind_model(self._attributes.model)
-        self._span = self._context_token = None
-        if recorder.traced:
-            try:
-                self._span = span = recorder.tracer.start_span(
-                    recorder.span_name, kind=SpanKind.INTERNAL, attributes=self._attributes.span
-                )
-                self._context_token = otel_context.attach(trace_api.set_span_in_context(span))
-            except Exception as exc:
-                if strict():
-                    _reset_model(self._model_token)
-                internal_error("ShadowMonitor.predict", exc)
-        self._start = _perf_counter()
-        return self
+    _DESCRIBES_REQUEST = False
 
     def _describe_id(self) -> None:
         """Nothing: a shadow's id is made when read, not for its span."""
