@@ -17,6 +17,8 @@ import pytest
 from otel_mlmon import ConfigurationError, ModelMonitor, semconv
 from otel_mlmon.monitor import Labels
 from otel_mlmon.monitor import _keys as keys
+from otel_mlmon.monitor._attributes import ModelAttributes
+from otel_mlmon.monitor.labels import IdCodec, decode_text
 from otel_mlmon.testing import InMemoryTelemetry
 
 KEY = "k" * 32
@@ -236,3 +238,37 @@ def test_a_label_for_a_batch_id_needs_one_label_per_row(telemetry: InMemoryTelem
     }
     assert {("0", "0"): 1, ("1", "2"): 1, ("2", "2"): 1, ("_OTHER", "1"): 1} == matched
     assert 2 == telemetry.values_by(semconv.ML_MODEL_LABELS, semconv.ML_LABEL_OUTCOME)["invalid"]
+
+
+@pytest.mark.parametrize(
+    ("task", "known", "output"),
+    [
+        ("classification", None, 7),  # an integer class
+        ("classification", ("cat", "dog"), "dog"),  # a declared class
+        ("classification", None, "a class text"),
+        ("regression", None, 2.5),
+    ],
+)
+def test_the_codec_reads_its_own_ids_and_nothing_from_damaged_bytes(
+    task: str, known: tuple[str, ...] | None, output: object
+) -> None:
+    attributes = ModelAttributes("iris", "1", task, 10, known)
+    codec = IdCodec(attributes, [KEY.encode()])
+    made = codec.single(output, 1_700_000_000.5)
+    raw = decode_text(made)
+    assert raw is not None
+    assert (
+        codec.decode(made)
+        == (
+            codec.decode_raw(raw)[0],  # type: ignore[index]
+            [output],
+            1_700_000_000,
+            raw[-8:],
+        )
+    )
+    assert codec.made_at(raw) == 1_700_000_000
+    damaged = [raw[:cut] for cut in range(len(raw))]  # every truncation, the empty one too
+    damaged += [raw[:i] + bytes((raw[i] ^ 1,)) + raw[i + 1 :] for i in range(len(raw))]
+    for bad in damaged:
+        assert codec.decode_raw(bad) is None, bad
+        assert codec.made_at(bad) is None, bad
