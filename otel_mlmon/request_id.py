@@ -17,12 +17,12 @@ consumer, a gRPC handler).
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from otel_mlmon import _random
 from otel_mlmon.context import bind_request_id, reset_request_id
 
 #: The header read from requests and written on responses (HTTP header names are
@@ -36,10 +36,9 @@ _WELL_FORMED: Final = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_LENGTH}}}")
 
 def new_request_id() -> str:
     """A fresh request ID: 32 lower-case hex digits (128 random bits)."""
-    # random, not uuid4/os.urandom: a request ID is no secret, and getrandbits costs well
-    # under a microsecond where urandom costs a system call. The random module reseeds in a
-    # forked child, so gunicorn workers do not repeat each other's IDs.
-    return f"{random.getrandbits(128):032x}"
+    # Not uuid4/os.urandom: a request ID is no secret, and getrandbits costs well under a
+    # microsecond where urandom costs a system call (_random reseeds in a forked child).
+    return f"{_random.getrandbits(128):032x}"
 
 
 def is_well_formed(value: str) -> bool:

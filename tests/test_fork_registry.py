@@ -56,6 +56,7 @@ def test_owners_of_fork_sensitive_state_are_registered() -> None:
     assert {
         "otel_mlmon._guard",
         "otel_mlmon._observables",
+        "otel_mlmon._random",
         "otel_mlmon.monitor",
         "otel_mlmon.resources",
         "otel_mlmon.sdk._lifecycle",

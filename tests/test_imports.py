@@ -49,8 +49,8 @@ FLOORS: dict[str, int] = {
     # Foundations: names, errors, context variables and the cross-cutting owners.
     "version": 0, "exceptions": 0, "environment_variables": 0, "semconv": 0, "context": 0,
     "_compat": 0, "_query": 0, "_runtime_dir": 0, "_fork": 0,
-    "_env": 1, "request_id": 1,
-    "_guard": 2,
+    "_env": 1, "_random": 1,
+    "_guard": 2, "request_id": 2,
     # Shared instruments, process/GPU gauges, the logging bridge.
     "_observables": 3, "resources": 3, "logs": 3,
     "drift": 4,

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import warnings
 from collections.abc import MutableMapping
 from typing import Any, Final
 
 from opentelemetry import trace
 
-from otel_mlmon import semconv
+from otel_mlmon import _random, semconv
 from otel_mlmon._guard import guarded, warn_once
 from otel_mlmon.logs._settings import settings
 
@@ -112,7 +111,7 @@ def _sampled(rate: float) -> bool:
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         return (span_context.trace_id & 0xFFFF_FFFF_FFFF_FFFF) < rate * 2**64
-    return random.random() < rate
+    return _random.uniform_0_1() < rate
 
 
 def log_prediction(

@@ -32,13 +32,13 @@ import functools
 import hashlib
 import hmac
 import math
-import random
 import struct
 from collections.abc import Callable, Hashable, Sequence
 from typing import Final
 
 import numpy as np
 
+from otel_mlmon import _random
 from otel_mlmon.monitor._attributes import ModelAttributes, scalar
 
 FORMAT: Final = 1
@@ -58,8 +58,8 @@ _ZEROS: Final = (b"", b"\0", b"\0\0")
 # Outputs whose id parts are cached (bool apart: True == 1 would share 1's parts).
 _CACHEABLE: Final = frozenset({int, str, float})
 _CACHED: Final = 1024
-# The random module reseeds in a forked child: a child never repeats its parent's bits.
-_getrandbits: Final = random.getrandbits
+# Reseeded in a forked child: a worker never repeats its parent's bits.
+_getrandbits: Final = _random.getrandbits
 _b2a: Final = binascii.b2a_base64
 _equal: Final = hmac.compare_digest
 _a2b: Final = binascii.a2b_base64
