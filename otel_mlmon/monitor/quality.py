@@ -11,15 +11,15 @@ The counts live here and are reported when a reader collects (a synchronous ``Co
 costs more than the rest of a label join). They belong to the version being served: a new
 version starts from zero and the replaced version's series stop.
 
-Replays: the MACs of the last :data:`RECENT_IDS` matched ids of this process are remembered;
-a label for one of them counts as ``duplicate`` and is not counted again. This is best effort
-(another process, or an id older than the last 4,096, counts again) and bounded.
+Replays: the MACs of at least the last :data:`RECENT_IDS` matched ids of this process (at
+most twice as many) are remembered; a label for one of them counts as ``duplicate`` and is not
+counted again. This is best effort (another process, or an id matched longer ago, counts
+again) and bounded.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -46,7 +46,10 @@ class QualityCounts:
             self._outcomes: dict[str, int] = {}
             self._matrix: dict[tuple[str, str], int] = {}
             self._absolute = self._squared = 0.0
-            self._recent: OrderedDict[bytes, None] = OrderedDict()
+            # Two generations of dicts: the older one is dropped whole when the newer fills,
+            # cheaper per label than an ordered dict evicting one entry at a time.
+            self._recent: dict[bytes, None] = {}
+            self._older: dict[bytes, None] = {}
 
     def outcome(self, outcome: str) -> None:
         """One label that did not join (``invalid``, ``expired``)."""
@@ -56,14 +59,14 @@ class QualityCounts:
     def _first(self, mac: bytes) -> bool:
         """Whether ``mac`` is new (remember it); under the lock. A replay counts duplicate."""
         recent = self._recent
-        if mac in recent:
+        if mac in recent or mac in self._older:
             self._outcomes[semconv.LABEL_DUPLICATE] = (
                 self._outcomes.get(semconv.LABEL_DUPLICATE, 0) + 1
             )
             return False
         recent[mac] = None
-        if len(recent) > RECENT_IDS:
-            recent.popitem(last=False)
+        if len(recent) >= RECENT_IDS:
+            self._older, self._recent = recent, {}
         self._outcomes[semconv.LABEL_MATCHED] = self._outcomes.get(semconv.LABEL_MATCHED, 0) + 1
         return True
 
