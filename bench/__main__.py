@@ -33,7 +33,7 @@ from bench import COLUMNS, QUICK_ENV, Row
 
 _HERE = Path(__file__).resolve().parent
 # Run first: the cheap, headline numbers. Anything else follows in name order.
-_ORDER = ("hot_path", "imports", "drift", "fastapi_asgi", "memory")
+_ORDER = ("hot_path", "labels", "imports", "drift", "fastapi_asgi", "memory")
 
 
 def discover() -> list[str]:

@@ -14,21 +14,17 @@ Rows (issue 8, items 1 and 2), all measured in one process, variants interleaved
   predictions recorded untimed just before, and as a cross-check the median of the per-round
   differences between the same loop with and without the read (a difference of two ~30 us
   rows, so within a few us of noise on a shared machine);
-- the issue's yardstick for both: a keyed BLAKE2b-64 of 28 bytes (0.8 us on the machine of
-  issue 18, whose targets "reading p.id <= 2 us" and "record_label <= 5 us" are then 2.5x and
-  6.25x it), timed in the same rounds so that the targets hold as ratios on any machine;
-- ``record_label`` of a matched label (verify the id, count the confusion-matrix cell), and a
-  metric reader's collection of one monitor with a confusion matrix of 10 classes;
-- ``record_outcome`` of a summed outcome and of a score, against ``record_label`` in the same
-  rounds (issue 16), and a shadow's prediction against a served one (issue 16).
+  issue 18's budget for it held as a ratio to its yardstick (``bench._yardstick``), timed in
+  the same rounds;
+- a shadow's prediction against a served one (issue 16).
 
-The ratio column is ours over the bare SDK in the same rounds (the median of per-round ratios),
-unless the note names another baseline. Over 400 lines: one benchmark whose rows share rounds.
+Labels, outcomes and collection are in ``bench.labels``. The ratio column is ours over the bare
+SDK in the same rounds (the median of per-round ratios), unless the note names another
+baseline. Over 400 lines: one benchmark whose rows share rounds (and their row literals).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections import Counter
@@ -44,8 +40,9 @@ from bench import Row, best, interleaved, median, median_ratio, quick, ratio_int
 from bench._baseline import baseline_revision, load_baseline
 from bench._otel import DRIFT_MISSING, Providers, drift_available
 from bench._seed_prometheus import SeedMonitoring
+from bench._yardstick import YARDSTICK_US, loop_yardstick, yardstick_target
 from otel_mlmon import ModelMonitor, semconv
-from otel_mlmon.monitor import Drift, Outcomes
+from otel_mlmon.monitor import Drift
 
 MODEL, VERSION = "iris", "1.2.0"
 CLASSES = (0, 1, 2)
@@ -60,26 +57,6 @@ _np_rng = np.random.default_rng(8)
 ROWS = _np_rng.normal(size=(1024, FEATURES))
 BATCH_PREDICTIONS = _np_rng.integers(0, 3, size=BATCH)
 BATCH_CONFIDENCES = _np_rng.uniform(0.5, 1.0, size=BATCH)
-
-
-#: Issue 18's figures are absolute on a machine where this yardstick took 0.8 us; as ratios to
-#: it, measured in the same rounds, they hold on a slower or busier machine alike.
-YARDSTICK_US = 0.8
-_YARDSTICK_KEY, _YARDSTICK_MESSAGE = bytes(range(32)), bytes(28)
-
-
-def loop_yardstick(n: int) -> None:
-    """A keyed BLAKE2b-64 of 28 bytes, ``n`` times: issue 18's unit of cost."""
-    blake2b, key, message = hashlib.blake2b, _YARDSTICK_KEY, _YARDSTICK_MESSAGE
-    for _ in range(n):
-        blake2b(message, key=key, digest_size=8).digest()
-
-
-def yardstick_target(t: dict[str, list[float]], name: str, target_us: float) -> tuple[float, bool]:
-    """``name``'s cost over the yardstick's (median of same-round ratios), and whether that
-    stays within ``target_us`` on issue 18's machine (``target_us / YARDSTICK_US``)."""
-    ratio = median_ratio(t[name], t["yardstick"])
-    return ratio, ratio <= target_us / YARDSTICK_US
 
 
 class BareOTel:
@@ -483,154 +460,8 @@ def _today_rows(t: dict[str, list[float]]) -> list[Row]:
     ]
 
 
-def label_rows() -> list[Row]:
-    providers, bare_providers = Providers(), Providers()
-    bare = BareOTel(bare_providers)
-    n = 500 if quick() else 5_000
-    rounds = 2 if quick() else 15
-    outcomes = Outcomes(kinds=("revenue",), scores=("rating",), unit="{USD}")
-    monitor = ModelMonitor(MODEL, version=VERSION, trace=False, outcomes=outcomes,
-                           **providers.kwargs)  # fmt: skip
-    ids: list[str] = []
-
-    def setup(name: str) -> None:
-        ids.clear()
-        if name == "counter":
-            return
-        for i in range(n):
-            value, confidence = PAIRS[i & 1023]
-            with monitor.predict() as p:
-                p.record(value, confidence)
-            ids.append(p.id)
-
-    def label_loop(count: int) -> None:
-        record_label = monitor.record_label
-        for i in range(count):
-            record_label(ids[i], PAIRS[(i + 1) & 1023][0])
-
-    def outcome_loop(kind: str, value: float) -> Callable[[int], None]:
-        def loop(count: int) -> None:
-            record_outcome = monitor.record_outcome
-            for i in range(count):
-                record_outcome(ids[i], kind, value)
-
-        return loop
-
-    def loop_counter(count: int) -> None:
-        add, attributes = bare.labels.add, bare.matched
-        for _ in range(count):
-            add(1, attributes)
-
-    loops = {
-        "record_label": label_loop,
-        "outcome": outcome_loop("revenue", 12.5),
-        "outcome_score": outcome_loop("rating", 4),
-        "counter": loop_counter,
-        "yardstick": loop_yardstick,
-    }
-    interleaved(loops, n, 1, setup=setup)
-    t = interleaved(loops, n, rounds, setup=setup)
-    providers.shutdown()
-    bare_providers.shutdown()
-    return [*_label_rows(t), *_outcome_rows(t)]
-
-
-def _outcome_rows(t: dict[str, list[float]]) -> list[Row]:
-    """``record_outcome`` against ``record_label``, same rounds (issue 16)."""
-    summed = median_ratio(t["outcome"], t["record_label"])
-    score = median_ratio(t["outcome_score"], t["record_label"])
-    return [
-        Row(
-            "Labels and quality",
-            "ModelMonitor.record_outcome, summed kind (revenue)",
-            best(t["outcome"]) * _US,
-            "us/outcome",
-            summed,
-            "<= 1.00x",
-            summed <= 1.0,
-            "over record_label, same rounds: verify the id, count and sum for the version that "
-            "made the prediction (ObservableCounter)",
-        ),
-        Row(
-            "Labels and quality",
-            "ModelMonitor.record_outcome, score kind (rating)",
-            best(t["outcome_score"]) * _US,
-            "us/outcome",
-            score,
-            note="over record_label, same rounds: the score goes through the SDK's "
-            "Histogram.record (a distribution: no observable histogram in OpenTelemetry)",
-        ),
-    ]
-
-
-def _label_rows(t: dict[str, list[float]]) -> list[Row]:
-    ratio, met = yardstick_target(t, "record_label", 5)
-    return [
-        Row(
-            "Labels and quality",
-            "bare OTel Counter.add (the label count alone)",
-            best(t["counter"]) * _US,
-            "us/label",
-            1.0,
-            note="3 attributes",
-        ),
-        Row(
-            "Labels and quality",
-            "ModelMonitor.record_label, matched",
-            best(t["record_label"]) * _US,
-            "us/label",
-            median_ratio(t["record_label"], t["counter"]),
-            note="verify the signed id (base64url, keyed BLAKE2b), count the confusion-matrix "
-            "cell for the ObservableCounter; a replayed id counts once; seed: ~5,800 us",
-        ),
-        Row(
-            "Labels and quality",
-            "ModelMonitor.record_label over the yardstick",
-            "-",
-            ratio=ratio,
-            target=f"<= 5 us: <= {5 / YARDSTICK_US:.2f}x",
-            met=met,
-            note=f"keyed BLAKE2b-64 of 28 bytes, same rounds: {best(t['yardstick']) * _US:.2f} us "
-            f"here, {YARDSTICK_US} us on issue 18's machine",
-        ),
-    ]
-
-
-def quality_rows() -> list[Row]:
-    labels = 10_000
-    n, rounds = (2, 2) if quick() else (20, 7)
-    rng = random.Random(5)
-    providers = Providers()
-    monitor = ModelMonitor(MODEL, version=VERSION, trace=False, **providers.kwargs)
-    for _ in range(labels):  # 10 classes: a confusion matrix of up to 100 cells
-        y = rng.randrange(10)
-        with monitor.predict() as pred:
-            pred.record(y if rng.random() < 0.8 else rng.randrange(10))
-        monitor.record_label(pred.id, y)
-
-    def loop_collect(count: int) -> None:
-        for _ in range(count):
-            with monitor.predict() as pred:
-                pred.record(1)
-            monitor.record_label(pred.id, 1)
-            providers.collect()
-
-    interleaved({"collect": loop_collect}, n, 1)
-    t = interleaved({"collect": loop_collect}, n, rounds)
-    providers.shutdown()
-    return [
-        Row(
-            "Labels and quality",
-            f"metric reader collect, {labels:,} labels of 10 classes",
-            best(t["collect"]) * 1e-6,
-            "ms/collection",
-            note="whole collection of one monitor; quality is counted, nothing computed",
-        )
-    ]
-
-
 def main() -> list[Row]:
-    return hot_path_rows() + label_rows() + quality_rows()
+    return hot_path_rows()
 
 
 if __name__ == "__main__":
