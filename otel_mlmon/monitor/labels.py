@@ -221,25 +221,31 @@ class IdCodec:
         raw = decode_text(prediction_id)
         return None if raw is None else self.decode_raw(raw)
 
-    def made_at(self, raw: bytes) -> int | None:
-        """When the prediction of a genuine id (bytes) of this version was made, in whole Unix
-        seconds; ``None`` for any other bytes."""
-        decoded = self.decode_raw(raw)
-        return None if decoded is None else decoded[2]
-
-    def decode_raw(self, raw: bytes) -> Decoded | None:
-        """:meth:`decode` of an id already turned into bytes (:func:`decode_text`)."""
-        # One function from bytes to content: a label pays for one call.
+    def _verified(self, raw: bytes) -> bytes | None:
+        """The signed part of ``raw`` when this version's key (or a previous one) signed it."""
         if len(raw) < _HEADER + _MAC or raw[1:4] != self._fingerprint:
             return None
-        first = raw[0]
-        if (first >> 4) & 3 != FORMAT:
+        if (raw[0] >> 4) & 3 != FORMAT:
             return None
         body, mac = raw[:-_MAC], raw[-_MAC:]
         expected = self._mac.copy()
         expected.update(body)
         if not _equal(expected.digest(), mac) and not self._previous(body, mac):
             return None
+        return body
+
+    def made_at(self, raw: bytes) -> int | None:
+        """When the prediction of a genuine id (bytes) of this version was made, in whole Unix
+        seconds, without reading its payload (an outcome needs no more); ``None`` for any other
+        bytes."""
+        return None if self._verified(raw) is None else int.from_bytes(raw[4:8], "big")
+
+    def decode_raw(self, raw: bytes) -> Decoded | None:
+        """:meth:`decode` of an id already turned into bytes (:func:`decode_text`)."""
+        body = self._verified(raw)
+        if body is None:
+            return None
+        first = raw[0]
         kind = first & 0x0F
         payload = body[_HEADER : len(body) - (first >> 6)]
         # The common cases first: one prediction of an integer or of a declared class.
@@ -254,7 +260,7 @@ class IdCodec:
             if parsed is None:
                 return None
             outputs = parsed
-        return kind, outputs, int.from_bytes(raw[4:8], "big"), mac
+        return kind, outputs, int.from_bytes(raw[4:8], "big"), raw[-_MAC:]
 
     def _previous(self, body: bytes, mac: bytes) -> bool:
         """Whether a previous key (a rotation) signed ``body``."""
