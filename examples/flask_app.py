@@ -53,6 +53,15 @@ def _is_batch(value: object, item: Any) -> bool:
     return isinstance(value, list) and 0 < len(value) <= iris.MAX_BATCH and all(map(item, value))
 
 
+def _names_prediction(body: Any) -> bool:
+    """A JSON object whose ``prediction_id`` is a string of a sensible length."""
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("prediction_id"), str)
+        and 0 < len(body["prediction_id"]) <= iris.MAX_PREDICTION_ID_CHARS
+    )
+
+
 def _is_label(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -75,9 +84,7 @@ def routes(service: iris.IrisService) -> Blueprint:
     def feedback() -> Any:
         body = _json_body()
         if not (
-            isinstance(body, dict)
-            and isinstance(body.get("prediction_id"), str)
-            and 0 < len(body["prediction_id"]) <= iris.MAX_PREDICTION_ID_CHARS
+            _names_prediction(body)
             and (_is_label(body.get("label")) or _is_batch(body.get("label"), _is_label))
         ):
             return jsonify(
@@ -90,9 +97,7 @@ def routes(service: iris.IrisService) -> Blueprint:
     def outcome() -> Any:
         body = _json_body()
         if not (
-            isinstance(body, dict)
-            and isinstance(body.get("prediction_id"), str)
-            and 0 < len(body["prediction_id"]) <= iris.MAX_PREDICTION_ID_CHARS
+            _names_prediction(body)
             and isinstance(body.get("kind"), str)
             and 0 < len(body["kind"]) <= iris.MAX_OUTCOME_KIND_CHARS
             and (body.get("value") is None or _is_number(body["value"]))
